@@ -1,0 +1,24 @@
+/**
+ * The single entry point, `pnpm meshlens <command>`. Commands live in their own modules;
+ * this file only assembles them. Errors meant for a person print as one line.
+ */
+import { Command, CommanderError } from 'commander';
+import { InfraError } from '@meshlens/deploy/local';
+import { infraCommand } from './infra-command.js';
+import { upCommand } from './up-command.js';
+
+const program = new Command('meshlens')
+  .description('passive network observability for Kubernetes')
+  .showHelpAfterError()
+  .exitOverride();
+program.addCommand(infraCommand());
+program.addCommand(upCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  const msg = err instanceof InfraError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`meshlens: ${msg}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,4 @@
+export { localInfraConfig, repoRoot, type LocalInfraConfig } from './config.js';
+export { InfraError } from './processes.js';
+export { infraDown, infraStatus, infraUp, readInfraState, type InfraState, type ServiceStatus } from './infra.js';
+export { connectionsFor, type Connections } from './connections.js';

@@ -1,0 +1,86 @@
+// Frames through the real embedded Kafka: a topic is created, zstd frames are produced to
+// the partition the connection key picks, and a consumer group reads them back intact.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Kafka, Partitioners, logLevel, type Admin } from 'kafkajs';
+import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
+import {
+  connectionKey,
+  decodeFrame,
+  encodeFrame,
+  partitionOf,
+  sampleTcpRecords,
+  type TcpRecord,
+} from '@meshlens/schemas';
+
+const PARTITIONS = 4;
+
+describe('frames over the embedded Kafka', () => {
+  const conn = connectionsFor(localInfraConfig());
+  const kafka = new Kafka({ clientId: 'meshlens-test', brokers: conn.kafkaBrokers, logLevel: logLevel.WARN });
+  const topic = `meshlens.test.${randomUUID()}`;
+  let admin: Admin;
+
+  before(async () => {
+    admin = kafka.admin();
+    await admin.connect();
+    assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true }), true);
+  });
+
+  after(async () => {
+    await admin.deleteTopics({ topics: [topic] });
+    await admin.disconnect();
+  });
+
+  it('produces zstd frames per partition and consumes them back with a consumer group', async () => {
+    const records = sampleTcpRecords(400);
+    const byPartition = new Map<number, TcpRecord[]>();
+    for (const r of records) {
+      const p = partitionOf(connectionKey(r.local, r.remote), PARTITIONS);
+      byPartition.set(p, [...(byPartition.get(p) ?? []), r]);
+    }
+    assert.ok(byPartition.size > 1, 'test data should spread over partitions');
+
+    const producer = kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    await producer.send({
+      topic,
+      messages: [...byPartition].map(([partition, rs]) => ({ partition, value: encodeFrame('tcp', rs) })),
+    });
+    await producer.disconnect();
+
+    const consumer = kafka.consumer({ groupId: `meshlens-test-${randomUUID()}` });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const received = new Map<number, TcpRecord[]>();
+    let frames = 0;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${frames} of ${byPartition.size} frames arrived`)), 30_000);
+      consumer
+        .run({
+          eachMessage: async ({ partition, message }) => {
+            assert.ok(message.value);
+            const frame = decodeFrame(message.value);
+            assert.deepEqual(frame.invalid, []);
+            received.set(partition, frame.records as TcpRecord[]);
+            if (++frames === byPartition.size) {
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+        })
+        .catch(reject);
+    });
+    await consumer.disconnect();
+    assert.deepEqual(received, byPartition);
+  });
+
+  it('sends both ends of a connection to the same partition', () => {
+    const [a] = sampleTcpRecords(1);
+    const clientSide = connectionKey(a!.local, a!.remote);
+    const serverSide = connectionKey(a!.remote, a!.local);
+    assert.equal(clientSide, serverSide);
+    assert.equal(partitionOf(clientSide, 12), partitionOf(serverSide, 12));
+  });
+});

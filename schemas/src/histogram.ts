@@ -1,0 +1,122 @@
+/**
+ * The one RTT histogram layout used everywhere: in the kernel (bpf/), on the wire, in
+ * ClickHouse rows and in every rollup. Buckets are log-linear over microseconds:
+ * values below 2^SUB_BITS are exact, above that every power of two is split into
+ * 2^SUB_BITS equal sub-buckets, so a bucket is never wider than 1/16 (6.25%) of its
+ * lower bound. Because the layout is fixed, histograms from any two sockets, slots or
+ * rollups add bucket by bucket and percentiles stay exact to one bucket at every level.
+ *
+ * The C side (bpf/src/hist.h) computes the same index; a test checks both agree.
+ */
+export const HIST_SUB_BITS = 4;
+const SUB = 1 << HIST_SUB_BITS;
+/** Highest power of two that still gets its own buckets; larger values clamp to the last bucket. */
+export const HIST_MAX_EXP = 25;
+/** 16 exact buckets + 16 sub-buckets for each exponent 4..25: covers 0 us .. ~67 s. */
+export const HIST_BUCKETS = SUB + (HIST_MAX_EXP - HIST_SUB_BITS + 1) * SUB;
+
+/** Bucket index for a value in microseconds. */
+export function bucketOf(us: number): number {
+  if (!(us >= 0)) return 0;
+  const v = Math.floor(us);
+  if (v < SUB) return v;
+  const e = Math.floor(Math.log2(v));
+  if (e > HIST_MAX_EXP) return HIST_BUCKETS - 1;
+  // Math.log2 can round up just below a power of two; correct it with exact integer checks.
+  const exp = 2 ** e > v ? e - 1 : e;
+  const sub = Math.floor(v / 2 ** (exp - HIST_SUB_BITS)) - SUB;
+  return SUB + (exp - HIST_SUB_BITS) * SUB + sub;
+}
+
+/** Inclusive lower bound of bucket i in microseconds. */
+export function bucketLower(i: number): number {
+  if (i < SUB) return i;
+  const exp = HIST_SUB_BITS + Math.floor((i - SUB) / SUB);
+  const sub = (i - SUB) % SUB;
+  return (SUB + sub) * 2 ** (exp - HIST_SUB_BITS);
+}
+
+/** Exclusive upper bound of bucket i in microseconds. */
+export function bucketUpper(i: number): number {
+  return i + 1 < HIST_BUCKETS ? bucketLower(i + 1) : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Sparse form: only non-empty buckets, `idx` strictly increasing, `cnt` > 0.
+ * Records and ClickHouse rows carry this; the dense form is only a working buffer.
+ */
+export interface SparseHistogram {
+  idx: number[];
+  cnt: number[];
+}
+
+export function emptyHistogram(): SparseHistogram {
+  return { idx: [], cnt: [] };
+}
+
+export function fromDense(dense: ArrayLike<number>): SparseHistogram {
+  const out = emptyHistogram();
+  for (let i = 0; i < dense.length; i++) {
+    const c = dense[i]!;
+    if (c > 0) {
+      out.idx.push(i);
+      out.cnt.push(c);
+    }
+  }
+  return out;
+}
+
+export function fromSamples(samplesUs: Iterable<number>): SparseHistogram {
+  const dense = new Float64Array(HIST_BUCKETS);
+  for (const s of samplesUs) dense[bucketOf(s)]! += 1;
+  return fromDense(dense);
+}
+
+/** Bucket-wise sum; the inputs are not modified. */
+export function mergeHistograms(...hs: SparseHistogram[]): SparseHistogram {
+  const dense = new Float64Array(HIST_BUCKETS);
+  for (const h of hs) for (let k = 0; k < h.idx.length; k++) dense[h.idx[k]!]! += h.cnt[k]!;
+  return fromDense(dense);
+}
+
+export function histogramCount(h: SparseHistogram): number {
+  let n = 0;
+  for (const c of h.cnt) n += c;
+  return n;
+}
+
+/**
+ * The q-quantile (0..1) in microseconds, interpolated linearly inside the bucket that
+ * holds the rank, so the answer is within one bucket width of the true sample quantile.
+ * Returns null for an empty histogram.
+ */
+export function histogramQuantile(h: SparseHistogram, q: number): number | null {
+  const total = histogramCount(h);
+  if (total === 0) return null;
+  const rank = Math.min(Math.max(q, 0), 1) * total;
+  let seen = 0;
+  for (let k = 0; k < h.idx.length; k++) {
+    const c = h.cnt[k]!;
+    if (seen + c >= rank) {
+      const i = h.idx[k]!;
+      const lo = bucketLower(i);
+      const hi = i + 1 < HIST_BUCKETS ? bucketUpper(i) : lo;
+      return lo + ((hi - lo) * (rank - seen)) / c;
+    }
+    seen += c;
+  }
+  return bucketLower(h.idx[h.idx.length - 1]!);
+}
+
+export function isValidSparse(h: SparseHistogram): boolean {
+  if (h.idx.length !== h.cnt.length) return false;
+  let prev = -1;
+  for (let k = 0; k < h.idx.length; k++) {
+    const i = h.idx[k]!;
+    if (!Number.isInteger(i) || i <= prev || i >= HIST_BUCKETS) return false;
+    const c = h.cnt[k]!;
+    if (!Number.isSafeInteger(c) || c <= 0) return false;
+    prev = i;
+  }
+  return true;
+}
