@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { LocalInfraConfig } from './config.js';
-import { InfraError, spawnDaemon, waitReady } from './processes.js';
+import { InfraError, assertPortFree, spawnDaemon, waitReady } from './processes.js';
 
 export interface ClickHouseEndpoint {
   pid: number;
@@ -31,6 +31,7 @@ export async function clickhouseAnswers(url: string): Promise<boolean> {
 export async function startClickHouse(cfg: LocalInfraConfig): Promise<ClickHouseEndpoint> {
   const launcher = join(cfg.cacheDir, 'bin', 'chdb-launcher');
   if (!existsSync(launcher)) throw new InfraError(`${launcher} is missing; run scripts/setup.sh (it compiles it)`);
+  await assertPortFree(cfg.clickhousePort, 'ClickHouse HTTP', 'MESHLENS_CLICKHOUSE_PORT');
   const dir = join(cfg.stateDir, 'clickhouse');
   mkdirSync(dir, { recursive: true });
   const logFile = join(dir, 'clickhouse.log');

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import type { LocalInfraConfig } from './config.js';
-import { InfraError, spawnDaemon, waitReady } from './processes.js';
+import { InfraError, assertPortFree, spawnDaemon, waitReady } from './processes.js';
 
 export interface KafkaEndpoint {
   pid: number;
@@ -85,6 +85,10 @@ export async function kafkaAnswers(brokers: string[]): Promise<boolean> {
 
 export async function startKafka(cfg: LocalInfraConfig): Promise<KafkaEndpoint> {
   assertJava();
+  // Checked here too (not only in infraUp): a broker that cannot bind would otherwise look
+  // ready whenever some other process answers on the port.
+  await assertPortFree(cfg.kafkaPort, 'Kafka', 'MESHLENS_KAFKA_PORT');
+  await assertPortFree(cfg.kafkaControllerPort, 'Kafka controller', 'MESHLENS_KAFKA_CONTROLLER_PORT');
   const dir = join(cfg.stateDir, 'kafka');
   mkdirSync(dir, { recursive: true });
   const propsFile = writeConfig(cfg, dir);

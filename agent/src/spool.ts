@@ -1,0 +1,172 @@
+/**
+ * A bounded on-disk queue of Kafka messages for when the broker is away. Messages are
+ * appended to segment files and replayed oldest first; a whole segment is deleted once
+ * shipped. Past the size limit the oldest segments are dropped, and what that loses is
+ * counted (messages and the records inside them), never silent. It survives a restart:
+ * segments left by a previous run are replayed first. A torn write at the end of a
+ * segment (a crash mid-append) is detected by length and CRC and cut off, counted.
+ *
+ * Entry layout: u32 length of the rest | u32 crc32 of the rest | u16 topic length | topic |
+ *               i32 partition | frame bytes
+ */
+import { appendFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { readFrameHeader } from '@meshlens/schemas';
+
+export interface SpooledMessage {
+  topic: string;
+  partition: number;
+  value: Buffer;
+}
+
+export interface SpoolStats {
+  bytes: number;
+  messages: number;
+  droppedMessages: number;
+  droppedRecords: number;
+  corruptEntries: number;
+}
+
+export interface SpoolOptions {
+  dir: string;
+  maxBytes: number;
+  segmentBytes?: number;
+}
+
+const SEGMENT = /^(\d{12})\.seg$/;
+
+function recordsIn(frame: Buffer): number {
+  try {
+    return readFrameHeader(frame).count;
+  } catch {
+    return 0;
+  }
+}
+
+export class Spool {
+  private readonly segmentBytes: number;
+  /** Segment numbers, oldest first; the last one is the one being appended to. */
+  private segments: number[] = [];
+  private readonly sizes = new Map<number, number>();
+  private readonly counts = new Map<number, number>();
+  private replaying: number | null = null;
+  readonly stats: SpoolStats = { bytes: 0, messages: 0, droppedMessages: 0, droppedRecords: 0, corruptEntries: 0 };
+
+  constructor(private readonly opts: SpoolOptions) {
+    this.segmentBytes = opts.segmentBytes ?? Math.max(64 * 1024, Math.floor(opts.maxBytes / 8));
+    mkdirSync(opts.dir, { recursive: true });
+    for (const f of readdirSync(opts.dir).sort()) {
+      const m = SEGMENT.exec(f);
+      if (!m) continue;
+      const n = Number(m[1]);
+      this.segments.push(n);
+      this.sizes.set(n, statSync(this.path(n)).size);
+      this.counts.set(n, this.read(n, false).length);
+    }
+    this.recount();
+  }
+
+  get empty(): boolean {
+    return this.stats.messages === 0;
+  }
+
+  private path(n: number): string {
+    return join(this.opts.dir, `${String(n).padStart(12, '0')}.seg`);
+  }
+
+  private recount(): void {
+    this.stats.bytes = [...this.sizes.values()].reduce((a, b) => a + b, 0);
+    this.stats.messages = [...this.counts.values()].reduce((a, b) => a + b, 0);
+  }
+
+  append(msgs: SpooledMessage[]): void {
+    for (const m of msgs) {
+      const topic = Buffer.from(m.topic);
+      const rest = Buffer.alloc(2 + topic.length + 4 + m.value.length);
+      rest.writeUInt16LE(topic.length, 0);
+      topic.copy(rest, 2);
+      rest.writeInt32LE(m.partition, 2 + topic.length);
+      m.value.copy(rest, 6 + topic.length);
+      const head = Buffer.alloc(8);
+      head.writeUInt32LE(rest.length, 0);
+      head.writeUInt32LE(crc32(rest), 4);
+      let current = this.segments.at(-1);
+      if (current === undefined || current === this.replaying || this.sizes.get(current)! + head.length + rest.length > this.segmentBytes) {
+        current = (current ?? 0) + 1;
+        this.segments.push(current);
+        this.sizes.set(current, 0);
+        this.counts.set(current, 0);
+      }
+      appendFileSync(this.path(current), Buffer.concat([head, rest]));
+      this.sizes.set(current, this.sizes.get(current)! + head.length + rest.length);
+      this.counts.set(current, this.counts.get(current)! + 1);
+    }
+    this.recount();
+    this.enforceLimit();
+  }
+
+  /** Drops whole oldest segments until the spool fits; never the one being written or replayed. */
+  private enforceLimit(): void {
+    while (this.stats.bytes > this.opts.maxBytes && this.segments.length > 1 && this.segments[0] !== this.replaying) {
+      const oldest = this.segments.shift()!;
+      for (const m of this.read(oldest, false)) {
+        this.stats.droppedMessages += 1;
+        this.stats.droppedRecords += recordsIn(m.value);
+      }
+      rmSync(this.path(oldest), { force: true });
+      this.sizes.delete(oldest);
+      this.counts.delete(oldest);
+      this.recount();
+    }
+  }
+
+  private read(n: number, countCorrupt = true): SpooledMessage[] {
+    let buf: Buffer;
+    try {
+      buf = readFileSync(this.path(n));
+    } catch {
+      return [];
+    }
+    const out: SpooledMessage[] = [];
+    let off = 0;
+    while (off + 8 <= buf.length) {
+      const len = buf.readUInt32LE(off);
+      const crc = buf.readUInt32LE(off + 4);
+      const rest = buf.subarray(off + 8, off + 8 + len);
+      if (rest.length !== len || crc32(rest) !== crc) break;
+      const tlen = rest.readUInt16LE(0);
+      out.push({
+        topic: rest.subarray(2, 2 + tlen).toString(),
+        partition: rest.readInt32LE(2 + tlen),
+        value: Buffer.from(rest.subarray(6 + tlen)),
+      });
+      off += 8 + len;
+    }
+    if (off !== buf.length && countCorrupt) this.stats.corruptEntries += 1;
+    return out;
+  }
+
+  /**
+   * Hands the oldest segment's messages to `ship`; deletes the segment only if `ship`
+   * resolves. Returns false when there is nothing to replay. While a segment is being
+   * replayed, appends go to a new one, so nothing written meanwhile is deleted unsent.
+   */
+  async replayOldest(ship: (msgs: SpooledMessage[]) => Promise<void>): Promise<boolean> {
+    const oldest = this.segments[0];
+    if (oldest === undefined) return false;
+    this.replaying = oldest;
+    try {
+      const msgs = this.read(oldest);
+      if (msgs.length > 0) await ship(msgs);
+    } finally {
+      this.replaying = null;
+    }
+    rmSync(this.path(oldest), { force: true });
+    this.segments.shift();
+    this.sizes.delete(oldest);
+    this.counts.delete(oldest);
+    this.recount();
+    return true;
+  }
+}

@@ -1,0 +1,5 @@
+export { createLab, withLab, Lab, type Endpoint, type Host, type HostSpec, type LabSpec, type ServiceIpSpec } from './lab.js';
+export { cleanupStaleLabs } from './stale.js';
+export { serviceAddress } from './addressing.js';
+export type { DnsConfig, LabDns } from './dns.js';
+export { Lines, ExecError, type ExecOptions, type ExecResult } from './exec.js';
