@@ -1,0 +1,114 @@
+/**
+ * ClusterIP -> backend translation from the kernel's conntrack table, so that the client's
+ * record of a connection to a service IP names the pod the server's record names, and both
+ * ends meet under one connection key. The table is dumped at start and then followed
+ * through conntrack's NEW events (the `conntrack` tool speaks ctnetlink for us). The event
+ * stream is subscribed before the dump, so an entry is in one or the other.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { Endpoint } from '@meshlens/schemas';
+
+interface Translation {
+  backend: Endpoint;
+  seenMs: number;
+}
+
+const key = (src: Endpoint, dst: Endpoint) => `${src.ip}|${src.port}|${dst.ip}|${dst.port}`;
+
+/**
+ * Parses one line of `conntrack -o extended` output (listing or event): the first
+ * src/dst/sport/dport are the original direction, the second the reply direction.
+ * Returns the translation when the reply comes from somewhere else than the original
+ * destination, i.e. when DNAT happened.
+ */
+export function parseConntrackLine(line: string): { client: Endpoint; dialled: Endpoint; backend: Endpoint } | null {
+  const src = [...line.matchAll(/\bsrc=(\S+)/g)].map((m) => m[1]!);
+  const dst = [...line.matchAll(/\bdst=(\S+)/g)].map((m) => m[1]!);
+  const sport = [...line.matchAll(/\bsport=(\d+)/g)].map((m) => Number(m[1]));
+  const dport = [...line.matchAll(/\bdport=(\d+)/g)].map((m) => Number(m[1]));
+  if (src.length < 2 || dst.length < 2 || sport.length < 2 || dport.length < 2) return null;
+  const dialled = { ip: dst[0]!, port: dport[0]! };
+  const backend = { ip: src[1]!, port: sport[1]! };
+  if (dialled.ip === backend.ip && dialled.port === backend.port) return null;
+  return { client: { ip: src[0]!, port: sport[0]! }, dialled, backend };
+}
+
+export interface NatTableOptions {
+  /** Run conntrack inside this network namespace (a path such as /run/netns/x); host's own if null. */
+  netnsPath: string | null;
+  /** Entries are forgotten this long after they were last seen; connections outlive no slot by more. */
+  retainMs?: number;
+  maxEntries?: number;
+}
+
+/** Emits 'translation' (client, dialled, backend) for every entry learnt. */
+export class NatTable extends EventEmitter {
+  private readonly entries = new Map<string, Translation>();
+  private follower: ChildProcess | null = null;
+  private readonly retainMs: number;
+  private readonly maxEntries: number;
+  /** Lines conntrack printed that were not entries we understand (counted, for /metrics). */
+  unparsed = 0;
+
+  constructor(private readonly opts: NatTableOptions) {
+    super();
+    this.retainMs = opts.retainMs ?? 10 * 60_000;
+    this.maxEntries = opts.maxEntries ?? 200_000;
+  }
+
+  private command(args: string[]): [string, string[]] {
+    return this.opts.netnsPath ? ['nsenter', [`--net=${this.opts.netnsPath}`, 'conntrack', ...args]] : ['conntrack', args];
+  }
+
+  private ingest(line: string): void {
+    const t = parseConntrackLine(line);
+    if (!t) {
+      if (/\bsrc=/.test(line)) return; // an entry without translation: nothing to learn
+      if (line.trim() !== '' && !/flow entries have been shown/.test(line)) this.unparsed += 1;
+      return;
+    }
+    this.entries.delete(key(t.client, t.dialled));
+    this.entries.set(key(t.client, t.dialled), { backend: t.backend, seenMs: Date.now() });
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    this.emit('translation', t.client, t.dialled, t.backend);
+  }
+
+  /** Subscribes to new entries, then dumps the existing ones. Throws if conntrack cannot run. */
+  start(): void {
+    const [cmd, args] = this.command(['-E', '-e', 'NEW', '-p', 'tcp', '-o', 'extended']);
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    this.follower = child;
+    createInterface({ input: child.stdout! }).on('line', (l) => this.ingest(l));
+    for (const family of ['ipv4', 'ipv6']) {
+      const [c, a] = this.command(['-L', '-f', family, '-p', 'tcp', '-o', 'extended']);
+      const r = spawnSync(c, a, { encoding: 'utf8', timeout: 10_000 });
+      if (r.error) throw new Error(`conntrack: ${r.error.message}`);
+      if (r.status !== 0) throw new Error(`conntrack -L failed: ${r.stderr.trim()}`);
+      for (const line of r.stdout.split('\n')) this.ingest(line);
+    }
+  }
+
+  /** The backend a client socket (local -> remote) really talks to, or null if not translated. */
+  translate(local: Endpoint, remote: Endpoint): Endpoint | null {
+    return this.entries.get(key(local, remote))?.backend ?? null;
+  }
+
+  /** Forgets entries older than the retention; call once per slot. */
+  prune(now = Date.now()): void {
+    for (const [k, v] of this.entries) {
+      if (now - v.seenMs <= this.retainMs) break; // insertion order is age order
+      this.entries.delete(k);
+    }
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  stop(): void {
+    if (this.follower?.pid !== undefined && this.follower.exitCode === null) this.follower.kill('SIGTERM');
+    this.follower = null;
+  }
+}

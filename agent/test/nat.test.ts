@@ -1,0 +1,61 @@
+// NAT translation read from a real conntrack table: a kube-proxy-style DNAT service IP in a
+// lab namespace, real connections through it, and the backend the kernel chose.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { createLab, serviceAddress, Lines, type Lab } from '@meshlens/e2e/netlab';
+import { NatTable, parseConntrackLine } from '../src/nat.js';
+
+describe('conntrack NAT table', () => {
+  let lab: Lab;
+  const vip = serviceAddress(7);
+
+  before(async () => {
+    lab = await createLab({ prefix: 'agnat', hosts: [{ name: 'client' }, { name: 'pod' }] });
+    const server = lab
+      .host('pod')
+      .spawn(process.execPath, ['-e', "require('http').createServer((q, s) => s.end('ok')).listen(8080, '::', () => console.log('listening'))"]);
+    await new Lines(server, server.stdout!).next((l) => l === 'listening');
+    await lab.addServiceIp({ vip4: vip.ip4, vip6: vip.ip6, port: 80, backend: 'pod', backendPort: 8080, clients: ['client'] });
+  });
+
+  after(() => lab?.destroy());
+
+  const curlFrom = (localPort: number, url: string) =>
+    lab.host('client').exec('curl', ['-sS', '-g', '--max-time', '5', '--local-port', String(localPort), url]);
+
+  it('parses listing and event lines, and ignores untranslated entries', () => {
+    const listed = 'ipv4     2 tcp      6 118 TIME_WAIT src=198.18.0.2 dst=198.19.0.7 sport=40000 dport=80 src=198.18.1.2 dst=198.18.0.2 sport=8080 dport=40000 [ASSURED] mark=0 use=1';
+    assert.deepEqual(parseConntrackLine(listed), {
+      client: { ip: '198.18.0.2', port: 40000 },
+      dialled: { ip: '198.19.0.7', port: 80 },
+      backend: { ip: '198.18.1.2', port: 8080 },
+    });
+    const event = '    [NEW] ipv6     10 tcp      6 120 SYN_SENT src=fd6d:6c00::2 dst=fd6d:6cff::7 sport=40001 dport=80 [UNREPLIED] src=fd6d:6c00:0:1::2 dst=fd6d:6c00::2 sport=8080 dport=40001';
+    assert.deepEqual(parseConntrackLine(event)?.backend, { ip: 'fd6d:6c00:0:1::2', port: 8080 });
+    const plain = 'ipv4     2 tcp      6 10 CLOSE src=198.18.0.2 dst=198.18.1.2 sport=40002 dport=8080 src=198.18.1.2 dst=198.18.0.2 sport=8080 dport=40002 mark=0 use=1';
+    assert.equal(parseConntrackLine(plain), null);
+  });
+
+  it('learns translations that existed before it started and ones made afterwards, IPv4 and IPv6', async () => {
+    const client = lab.host('client');
+    const pod = lab.host('pod');
+    assert.equal((await curlFrom(41001, `http://${vip.ip4}/`)).stdout, 'ok');
+    const nat = new NatTable({ netnsPath: `/run/netns/${client.ns}` });
+    nat.start();
+    try {
+      assert.deepEqual(nat.translate({ ip: client.ip4, port: 41001 }, { ip: vip.ip4, port: 80 }), { ip: pod.ip4, port: 8080 });
+
+      const learnt = once(nat, 'translation', { signal: AbortSignal.timeout(10_000) });
+      assert.equal((await curlFrom(41002, `http://[${vip.ip6}]/`)).stdout, 'ok');
+      await learnt;
+      assert.deepEqual(nat.translate({ ip: client.ip6, port: 41002 }, { ip: vip.ip6, port: 80 }), { ip: pod.ip6, port: 8080 });
+      // A direct connection is not translated.
+      assert.equal(nat.translate({ ip: client.ip4, port: 41003 }, { ip: pod.ip4, port: 8080 }), null);
+      nat.prune(Date.now() + 11 * 60_000);
+      assert.equal(nat.size, 0, 'entries older than the retention are forgotten');
+    } finally {
+      nat.stop();
+    }
+  });
+});

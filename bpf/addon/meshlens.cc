@@ -1,0 +1,531 @@
+// libbpf binding for meshlens: load with per-program degradation, attach, ring-buffer
+// delivery on the libuv loop, batched socket-map reads, counters, BTF layouts, and the
+// per-network-namespace iterator that adopts sockets opened before attach.
+#include <napi.h>
+#include <uv.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/types.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../src/meshlens.h"
+
+namespace {
+
+// libbpf reports through a global callback; we keep the tail of what the current
+// operation printed so a failed load or attach can say why.
+std::string g_log;
+constexpr size_t kLogKeep = 4096;
+
+int CaptureLog(enum libbpf_print_level level, const char *fmt, va_list ap) {
+  if (level == LIBBPF_DEBUG) return 0;
+  va_list copy;
+  va_copy(copy, ap);
+  int n = vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  if (n > 0) {
+    std::string msg(n + 1, '\0');
+    vsnprintf(msg.data(), msg.size(), fmt, ap);
+    msg.resize(n);
+    g_log += msg;
+  }
+  if (g_log.size() > 4 * kLogKeep) g_log.erase(0, g_log.size() - kLogKeep);
+  return 0;
+}
+
+std::string TakeLog(int err) {
+  std::string out = g_log.size() > kLogKeep ? g_log.substr(g_log.size() - kLogKeep) : g_log;
+  g_log.clear();
+  std::string msg = std::string(strerror(err < 0 ? -err : err));
+  return out.empty() ? msg : msg + "\n" + out;
+}
+
+struct ProgramReport {
+  std::string name;
+  std::string section;
+  bool loaded = false;
+  bool attached = false;
+  __u32 id = 0;  // kernel program id once loaded, to find it with bpftool
+  std::string error;
+};
+
+bool IsIter(bpf_program *p) { return bpf_program__type(p) == BPF_PROG_TYPE_TRACING &&
+                                      bpf_program__expected_attach_type(p) == BPF_TRACE_ITER; }
+bool IsCgroup(bpf_program *p) {
+  auto t = bpf_program__type(p);
+  return t == BPF_PROG_TYPE_SOCK_OPS || t == BPF_PROG_TYPE_CGROUP_SKB;
+}
+
+class Probes : public Napi::ObjectWrap<Probes> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Probes",
+                       {InstanceMethod("attachments", &Probes::Attachments),
+                        InstanceMethod("layout", &Probes::Layout),
+                        InstanceMethod("enumValues", &Probes::EnumValues),
+                        InstanceMethod("setConfig", &Probes::SetConfig),
+                        InstanceMethod("readCounters", &Probes::ReadCounters),
+                        InstanceMethod("readSockets", &Probes::ReadSockets),
+                        InstanceMethod("deleteSockets", &Probes::DeleteSockets),
+                        InstanceMethod("startEvents", &Probes::StartEvents),
+                        InstanceMethod("adopt", &Probes::Adopt),
+                        InstanceMethod("programStats", &Probes::ProgramStats),
+                        InstanceMethod("close", &Probes::Close)});
+  }
+
+  // new Probes(objectPath, cgroupPath)
+  explicit Probes(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Probes>(info), env_(info.Env()) {
+    std::string path = info[0].As<Napi::String>();
+    std::string cgroup = info[1].As<Napi::String>();
+    libbpf_set_print(CaptureLog);
+    g_log.clear();
+    cgroup_fd_ = open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cgroup_fd_ < 0) throw Napi::Error::New(env_, "open cgroup " + cgroup + ": " + strerror(errno));
+    LoadDegrading(path);
+    AttachAll();
+    // Links are file descriptors, so process exit detaches everything anyway; this hook
+    // covers worker threads and embedders that tear an environment down without exiting.
+    napi_add_env_cleanup_hook(env_, CleanupHook, this);
+  }
+
+  ~Probes() override {
+    Teardown();
+    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+  }
+
+  static void CleanupHook(void *self) { static_cast<Probes *>(self)->Teardown(); }
+
+ private:
+  Napi::Env env_;
+  bpf_object *obj_ = nullptr;
+  std::vector<bpf_link *> links_;
+  bpf_link *iter_link_ = nullptr;
+  ring_buffer *rb_ = nullptr;
+  uv_poll_t *poll_ = nullptr;
+  Napi::FunctionReference on_events_;
+  std::vector<std::vector<uint8_t>> pending_;
+  std::vector<ProgramReport> report_;
+  int cgroup_fd_ = -1;
+  int stats_fd_ = -1;
+
+  // Opens the object with only `enabled` programs autoloaded (all when empty) and loads it.
+  int TryLoad(const std::string &path, const std::set<std::string> *enabled, bpf_object **out) {
+    bpf_object *obj = bpf_object__open_file(path.c_str(), nullptr);
+    int err = libbpf_get_error(obj);
+    if (err) return err;
+    bpf_program *p;
+    bpf_object__for_each_program(p, obj) {
+      if (enabled) bpf_program__set_autoload(p, enabled->count(bpf_program__name(p)) > 0);
+    }
+    err = bpf_object__load(obj);
+    if (err) {
+      bpf_object__close(obj);
+      return err;
+    }
+    *out = obj;
+    return 0;
+  }
+
+  // A libbpf load is all-or-nothing; when the whole object is refused, find out program by
+  // program what this kernel accepts and load just those, so an older kernel degrades.
+  void LoadDegrading(const std::string &path) {
+    int err = TryLoad(path, nullptr, &obj_);
+    std::string whole_error = err ? TakeLog(err) : "";
+    bpf_object *probe = bpf_object__open_file(path.c_str(), nullptr);
+    if (libbpf_get_error(probe)) throw Napi::Error::New(env_, "open " + path + ": " + TakeLog(libbpf_get_error(probe)));
+    bpf_program *p;
+    bpf_object__for_each_program(p, probe) {
+      ProgramReport r;
+      r.name = bpf_program__name(p);
+      r.section = bpf_program__section_name(p);
+      report_.push_back(r);
+    }
+    bpf_object__close(probe);
+    if (!err) {
+      for (auto &r : report_) r.loaded = true;
+      return;
+    }
+    std::set<std::string> ok;
+    for (auto &r : report_) {
+      std::set<std::string> one{r.name};
+      bpf_object *single = nullptr;
+      int e = TryLoad(path, &one, &single);
+      if (e) {
+        r.error = "load: " + TakeLog(e);
+      } else {
+        ok.insert(r.name);
+        bpf_object__close(single);
+      }
+    }
+    if (ok.empty() || TryLoad(path, &ok, &obj_))
+      throw Napi::Error::New(env_, "no meshlens program loads on this kernel: " + whole_error);
+    for (auto &r : report_) r.loaded = ok.count(r.name) > 0;
+  }
+
+  void AttachAll() {
+    for (auto &r : report_) {
+      if (!r.loaded) continue;
+      bpf_program *p = bpf_object__find_program_by_name(obj_, r.name.c_str());
+      struct bpf_prog_info info = {};
+      __u32 len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len) == 0) r.id = info.id;
+      bpf_link *link = nullptr;
+      if (IsIter(p)) {
+        link = bpf_program__attach_iter(p, nullptr);
+      } else if (IsCgroup(p)) {
+        link = bpf_program__attach_cgroup(p, cgroup_fd_);
+      } else {
+        link = bpf_program__attach(p);
+      }
+      int err = libbpf_get_error(link);
+      if (err) {
+        r.error = "attach: " + TakeLog(err);
+        continue;
+      }
+      r.attached = true;
+      if (IsIter(p)) iter_link_ = link; else links_.push_back(link);
+    }
+    g_log.clear();
+  }
+
+  void Teardown() {
+    if (poll_) {
+      uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t *>(poll_), [](uv_handle_t *h) { delete reinterpret_cast<uv_poll_t *>(h); });
+      poll_ = nullptr;
+    }
+    if (rb_) ring_buffer__free(rb_), rb_ = nullptr;
+    for (auto *l : links_) bpf_link__destroy(l);
+    links_.clear();
+    if (iter_link_) bpf_link__destroy(iter_link_), iter_link_ = nullptr;
+    if (obj_) bpf_object__close(obj_), obj_ = nullptr;
+    if (cgroup_fd_ >= 0) ::close(cgroup_fd_), cgroup_fd_ = -1;
+    if (stats_fd_ >= 0) ::close(stats_fd_), stats_fd_ = -1;
+    if (!on_events_.IsEmpty()) on_events_.Reset();
+  }
+
+  void RequireOpen() {
+    if (!obj_) throw Napi::Error::New(env_, "probes are closed");
+  }
+
+  int MapFd(const char *name) {
+    RequireOpen();
+    bpf_map *m = bpf_object__find_map_by_name(obj_, name);
+    if (!m) throw Napi::Error::New(env_, std::string("map missing: ") + name);
+    return bpf_map__fd(m);
+  }
+
+  Napi::Value Attachments(const Napi::CallbackInfo &info) {
+    auto arr = Napi::Array::New(env_, report_.size());
+    for (size_t i = 0; i < report_.size(); i++) {
+      auto o = Napi::Object::New(env_);
+      o.Set("program", report_[i].name);
+      o.Set("section", report_[i].section);
+      o.Set("loaded", report_[i].loaded);
+      o.Set("attached", report_[i].attached);
+      o.Set("id", report_[i].loaded ? Napi::Value(Napi::Number::New(env_, report_[i].id)) : env_.Null());
+      o.Set("error", report_[i].error.empty() ? env_.Null() : Napi::String::New(env_, report_[i].error));
+      arr.Set(i, o);
+    }
+    return arr;
+  }
+
+  const btf *Btf() {
+    RequireOpen();
+    const btf *b = bpf_object__btf(obj_);
+    if (!b) throw Napi::Error::New(env_, "object has no BTF");
+    return b;
+  }
+
+  static std::string KindName(const btf_type *t) {
+    switch (btf_kind(t)) {
+      case BTF_KIND_INT: return "int";
+      case BTF_KIND_ARRAY: return "array";
+      case BTF_KIND_STRUCT: return "struct";
+      case BTF_KIND_UNION: return "union";
+      case BTF_KIND_ENUM: return "enum";
+      case BTF_KIND_PTR: return "ptr";
+      default: return "other";
+    }
+  }
+
+  // layout(structName) -> { size, members: [{ name, offset, size, kind, type, elemSize, count }] }
+  Napi::Value Layout(const Napi::CallbackInfo &info) {
+    const btf *b = Btf();
+    std::string name = info[0].As<Napi::String>();
+    int id = btf__find_by_name_kind(b, name.c_str(), BTF_KIND_STRUCT);
+    if (id < 0) throw Napi::Error::New(env_, "struct not in BTF: " + name);
+    const btf_type *t = btf__type_by_id(b, id);
+    auto out = Napi::Object::New(env_);
+    out.Set("size", t->size);
+    const btf_member *m = btf_members(t);
+    auto members = Napi::Array::New(env_, btf_vlen(t));
+    for (int i = 0; i < btf_vlen(t); i++, m++) {
+      auto mo = Napi::Object::New(env_);
+      int tid = btf__resolve_type(b, m->type);
+      const btf_type *mt = btf__type_by_id(b, tid);
+      mo.Set("name", btf__name_by_offset(b, m->name_off));
+      mo.Set("offset", btf_member_bit_offset(t, i) / 8);
+      mo.Set("size", static_cast<double>(btf__resolve_size(b, tid)));
+      mo.Set("kind", KindName(mt));
+      mo.Set("type", btf__name_by_offset(b, mt->name_off));
+      if (btf_is_array(mt)) {
+        const struct btf_array *a = btf_array(mt);
+        mo.Set("count", a->nelems);
+        mo.Set("elemSize", static_cast<double>(btf__resolve_size(b, a->type)));
+      }
+      members.Set(i, mo);
+    }
+    out.Set("members", members);
+    return out;
+  }
+
+  Napi::Value EnumValues(const Napi::CallbackInfo &info) {
+    const btf *b = Btf();
+    std::string name = info[0].As<Napi::String>();
+    int id = btf__find_by_name_kind(b, name.c_str(), BTF_KIND_ENUM);
+    if (id < 0) throw Napi::Error::New(env_, "enum not in BTF: " + name);
+    const btf_type *t = btf__type_by_id(b, id);
+    const struct btf_enum *e = btf_enum(t);
+    auto out = Napi::Object::New(env_);
+    for (int i = 0; i < btf_vlen(t); i++, e++) out.Set(btf__name_by_offset(b, e->name_off), e->val);
+    return out;
+  }
+
+  Napi::Value SetConfig(const Napi::CallbackInfo &info) {
+    __u32 key = info[0].As<Napi::Number>().Uint32Value();
+    __u64 val = static_cast<__u64>(info[1].As<Napi::Number>().Int64Value());
+    if (bpf_map_update_elem(MapFd("ml_config"), &key, &val, BPF_ANY))
+      throw Napi::Error::New(env_, std::string("config update: ") + strerror(errno));
+    return env_.Undefined();
+  }
+
+  // Per-CPU counters summed; index = enum ml_stat.
+  Napi::Value ReadCounters(const Napi::CallbackInfo &info) {
+    int fd = MapFd("ml_stats");
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<__u64> vals(ncpu);
+    auto out = Napi::Array::New(env_, ML_STAT_MAX);
+    for (__u32 k = 0; k < ML_STAT_MAX; k++) {
+      __u64 sum = 0;
+      if (bpf_map_lookup_elem(fd, &k, vals.data()) == 0)
+        for (auto v : vals) sum += v;
+      out.Set(k, static_cast<double>(sum));
+    }
+    return out;
+  }
+
+  // Every entry of a hash map keyed by u64, read in batches.
+  void BatchRead(int fd, size_t vsz, std::vector<__u64> &keys, std::vector<uint8_t> &values) {
+    __u32 chunk = 256;
+    __u64 in_batch = 0, out_batch = 0;
+    bool first = true;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    for (;;) {
+      size_t have = keys.size();
+      keys.resize(have + chunk);
+      values.resize((have + chunk) * vsz);
+      __u32 n = chunk;
+      int err = bpf_map_lookup_batch(fd, first ? nullptr : &in_batch, &out_batch, keys.data() + have,
+                                     values.data() + have * vsz, &n, &opts);
+      int e = err ? errno : 0;
+      keys.resize(have + n);
+      values.resize((have + n) * vsz);
+      if (err && e == ENOSPC) {  // one hash bucket holds more than a chunk
+        chunk *= 2;
+        continue;
+      }
+      if (err && e != ENOENT) throw Napi::Error::New(env_, std::string("map batch read: ") + strerror(e));
+      if (err) return;  // ENOENT: map exhausted
+      in_batch = out_batch;
+      first = false;
+    }
+  }
+
+  // readSockets(deleteClosed) -> { keys, values, count, valueSize, spillKeys, spillValues,
+  // spillCount, spillValueSize } (keys are u64 LE cookies). Sockets are read before their
+  // spilled histograms, so a sample spilled in between is in the histogram, not lost.
+  // Closed sockets are final once seen, so deleting them right after this read loses nothing.
+  Napi::Value ReadSockets(const Napi::CallbackInfo &info) {
+    bool delete_closed = info[0].ToBoolean();
+    int fd = MapFd("ml_socks"), spill_fd = MapFd("ml_hist_spill");
+    std::vector<__u64> keys, spill_keys;
+    std::vector<uint8_t> values, spill_values;
+    BatchRead(fd, sizeof(struct ml_sock), keys, values);
+    BatchRead(spill_fd, sizeof(struct ml_hist), spill_keys, spill_values);
+    if (delete_closed) {
+      for (size_t i = 0; i < keys.size(); i++) {
+        auto *s = reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock));
+        if (!(s->flags & ML_SOCK_CLOSED)) continue;
+        bpf_map_delete_elem(fd, &keys[i]);
+        bpf_map_delete_elem(spill_fd, &keys[i]);
+      }
+    }
+    auto out = Napi::Object::New(env_);
+    out.Set("keys", Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<uint8_t *>(keys.data()), keys.size() * 8));
+    out.Set("values", Napi::Buffer<uint8_t>::Copy(env_, values.data(), values.size()));
+    out.Set("count", static_cast<double>(keys.size()));
+    out.Set("valueSize", static_cast<double>(sizeof(struct ml_sock)));
+    out.Set("spillKeys", Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<uint8_t *>(spill_keys.data()), spill_keys.size() * 8));
+    out.Set("spillValues", Napi::Buffer<uint8_t>::Copy(env_, spill_values.data(), spill_values.size()));
+    out.Set("spillCount", static_cast<double>(spill_keys.size()));
+    out.Set("spillValueSize", static_cast<double>(sizeof(struct ml_hist)));
+    return out;
+  }
+
+  // deleteSockets(Buffer of u64 LE cookies) -> number of sockets deleted
+  Napi::Value DeleteSockets(const Napi::CallbackInfo &info) {
+    int fd = MapFd("ml_socks"), spill_fd = MapFd("ml_hist_spill");
+    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+    size_t n = buf.Length() / 8, deleted = 0;
+    for (size_t i = 0; i < n; i++) {
+      __u64 k;
+      memcpy(&k, buf.Data() + i * 8, 8);
+      if (bpf_map_delete_elem(fd, &k) == 0) deleted++;
+      bpf_map_delete_elem(spill_fd, &k);
+    }
+    return Napi::Number::New(env_, static_cast<double>(deleted));
+  }
+
+  static int OnRecord(void *ctx, void *data, size_t size) {
+    auto *self = static_cast<Probes *>(ctx);
+    auto *p = static_cast<uint8_t *>(data);
+    self->pending_.emplace_back(p, p + size);
+    return 0;
+  }
+
+  // Drains the ring buffer on the loop thread and hands JS one array per wake-up.
+  void Drain() {
+    if (!rb_) return;
+    int n = ring_buffer__consume(rb_);
+    if (n < 0 || pending_.empty()) return;
+    Napi::HandleScope scope(env_);
+    auto arr = Napi::Array::New(env_, pending_.size());
+    for (size_t i = 0; i < pending_.size(); i++)
+      arr.Set(i, Napi::Buffer<uint8_t>::Copy(env_, pending_[i].data(), pending_[i].size()));
+    pending_.clear();
+    // No JS frame is below a libuv callback: a throwing listener must become an
+    // uncaughtException, not a C++ exception unwinding into libuv.
+    try {
+      on_events_.MakeCallback(Value(), {arr});
+    } catch (const Napi::Error &e) {
+      napi_fatal_exception(env_, e.Value());
+    }
+  }
+
+  // startEvents(cb(buffers[])): the ring buffer's epoll fd joins the libuv loop, so events
+  // arrive without a thread and without blocking; the handle does not keep Node alive.
+  Napi::Value StartEvents(const Napi::CallbackInfo &info) {
+    RequireOpen();
+    if (rb_) throw Napi::Error::New(env_, "events already started");
+    on_events_ = Napi::Persistent(info[0].As<Napi::Function>());
+    rb_ = ring_buffer__new(MapFd("ml_events"), OnRecord, this, nullptr);
+    if (!rb_) throw Napi::Error::New(env_, "ring_buffer__new: " + TakeLog(errno));
+    uv_loop_t *loop = nullptr;
+    napi_get_uv_event_loop(env_, &loop);
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    uv_poll_init(loop, poll_, ring_buffer__epoll_fd(rb_));
+    uv_poll_start(poll_, UV_READABLE, [](uv_poll_t *h, int status, int) {
+      if (status == 0) static_cast<Probes *>(h->data)->Drain();
+    });
+    uv_unref(reinterpret_cast<uv_handle_t *>(poll_));
+    return env_.Undefined();
+  }
+
+  // adopt(netnsPaths[]) -> [{ path, ok, gone, error }]. An iterator only walks the sockets of
+  // the network namespace it was created in, so each namespace gets its own short-lived
+  // thread that joins it (setns affects only the calling thread) and runs the iterator.
+  Napi::Value Adopt(const Napi::CallbackInfo &info) {
+    RequireOpen();
+    if (!iter_link_) throw Napi::Error::New(env_, "socket iterator is not available on this kernel");
+    auto paths = info[0].As<Napi::Array>();
+    auto out = Napi::Array::New(env_, paths.Length());
+    int link_fd = bpf_link__fd(iter_link_);
+    for (uint32_t i = 0; i < paths.Length(); i++) {
+      std::string path = paths.Get(i).As<Napi::String>();
+      std::string error;
+      bool gone = false;
+      std::thread worker([&] {
+        int ns = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        // The process that held the namespace exited since it was listed: nothing to adopt.
+        if (ns < 0) { gone = errno == ENOENT || errno == ESRCH; error = "open: " + std::string(strerror(errno)); return; }
+        if (setns(ns, CLONE_NEWNET)) { error = "setns: " + std::string(strerror(errno)); ::close(ns); return; }
+        ::close(ns);
+        int it = bpf_iter_create(link_fd);
+        if (it < 0) { error = "bpf_iter_create: " + std::string(strerror(errno)); return; }
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(it, buf, sizeof buf)) > 0) {}
+        if (n < 0) error = "iterate: " + std::string(strerror(errno));
+        ::close(it);
+      });
+      worker.join();
+      auto o = Napi::Object::New(env_);
+      o.Set("path", path);
+      o.Set("ok", error.empty());
+      o.Set("gone", gone);
+      o.Set("error", error.empty() ? env_.Null() : Napi::String::New(env_, error));
+      out.Set(i, o);
+    }
+    return out;
+  }
+
+  // programStats() -> [{ program, runCount, runTimeNs }]. The first call turns on the
+  // kernel's run-time accounting (it stays on, for every program on the host, until these
+  // probes close); counts start from that moment.
+  Napi::Value ProgramStats(const Napi::CallbackInfo &info) {
+    RequireOpen();
+    if (stats_fd_ < 0) {
+      stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
+      if (stats_fd_ < 0) throw Napi::Error::New(env_, std::string("bpf_enable_stats: ") + strerror(errno));
+    }
+    auto out = Napi::Array::New(env_);
+    uint32_t n = 0;
+    for (auto &r : report_) {
+      if (!r.loaded) continue;
+      bpf_program *p = bpf_object__find_program_by_name(obj_, r.name.c_str());
+      struct bpf_prog_info pi = {};
+      __u32 len = sizeof(pi);
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &pi, &len)) continue;
+      auto o = Napi::Object::New(env_);
+      o.Set("program", r.name);
+      o.Set("runCount", static_cast<double>(pi.run_cnt));
+      o.Set("runTimeNs", static_cast<double>(pi.run_time_ns));
+      out.Set(n++, o);
+    }
+    return out;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    Teardown();
+    return env_.Undefined();
+  }
+};
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  exports.Set("Probes", Probes::Init(env));
+  auto layout = Napi::Object::New(env);
+  layout.Set("sockValueSize", static_cast<double>(sizeof(struct ml_sock)));
+  layout.Set("sockFlagsOffset", static_cast<double>(offsetof(struct ml_sock, flags)));
+  layout.Set("histValueSize", static_cast<double>(sizeof(struct ml_hist)));
+  exports.Set("compiled", layout);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(meshlens, InitModule)

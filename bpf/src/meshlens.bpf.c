@@ -1,0 +1,767 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * meshlens kernel side. Per-socket summaries live in `ml_socks`, keyed by socket cookie, and
+ * are read by user space in sweeps; only rare events (connect failures, resets, DNS
+ * packets, optionally open/close) go through the ring buffer.
+ *
+ * Who fires what (no kprobes/fentry on our kernels):
+ *  - tp_btf/inet_sock_set_state: lifecycle, role, owner identity (SYN_SENT and LISTEN run
+ *    in the calling process), final counters, connect errno from sk_err.
+ *  - sockops on the root cgroup v2: enables RTT/RTO callbacks per socket, then per-ACK RTT
+ *    samples into the histogram and counter refreshes.
+ *  - tp_btf/tcp_rcv_space_adjust: per recvmsg, keeps receive-only sockets (which get no RTT
+ *    samples) current and names the process that really reads an accepted socket.
+ *  - tp_btf/tcp_send_reset, tcp_receive_reset: resets.
+ *  - iter/tcp: adopts sockets that were open before attach.
+ *  - cgroup_skb ingress/egress: DNS (port 53) packets, UDP and TCP.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "meshlens.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOL_TCP 6
+#define DNS_PORT 53
+#define ML_CB_FLAGS (BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG)
+
+char LICENSE[] SEC("license") = "GPL";
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	/* Not LRU: a full map must be visible (ML_STAT_SOCK_MAP_FULL), not silently evict. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, ML_MAX_SOCKS);
+	__type(key, __u64);
+	__type(value, struct ml_sock);
+} ml_socks SEC(".maps");
+
+struct listener_key {
+	__u32 netns;
+	__u16 port;
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ML_MAX_LISTENERS);
+	__type(key, struct listener_key);
+	__type(value, struct ml_owner);
+} ml_listeners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, ML_MAX_SOCKS);
+	__type(key, __u64);
+	__type(value, struct ml_hist);
+} ml_hist_spill SEC(".maps");
+
+/* Zeroed templates: both values are larger than the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ml_sock);
+} ml_sock_zero SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ml_hist);
+} ml_hist_zero SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ML_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ml_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ML_CFG_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ml_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, ML_RINGBUF_BYTES);
+} ml_events SEC(".maps");
+
+/* Unused except to put these types into the object's BTF for the TS decoder. */
+struct ml_btf_anchor {
+	struct ml_tcp_event tcp_event;
+	struct ml_dns_event dns_event;
+	enum ml_stat stat;
+	enum ml_event_kind kind;
+	enum ml_role role;
+	enum ml_sock_flag flag;
+	enum ml_config cfg;
+} ml_btf_anchor;
+
+static __always_inline void stat_inc(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&ml_stats, &which);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool cfg_on(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&ml_config, &which);
+
+	return v && *v;
+}
+
+static __always_inline struct sock *tp_sk(struct tcp_sock *tp)
+{
+	return &tp->inet_conn.icsk_inet.sk;
+}
+
+static __always_inline bool v4_mapped(const __u32 *a)
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
+}
+
+/* Direct loads through BTF pointers (no probe_read helper calls): this runs for every
+ * socket state change and ACK sample, so each helper call saved shows up in the benchmark. */
+static __always_inline void fill_endpoints(struct ml_endpoints *ep, struct sock *sk)
+{
+	struct sock_common *c = &sk->__sk_common;
+	__u16 family = c->skc_family;
+	__u32 *la = (__u32 *)ep->local_addr, *ra = (__u32 *)ep->remote_addr;
+
+	ep->local_port = c->skc_num;
+	ep->remote_port = bpf_ntohs(c->skc_dport);
+	if (family == AF_INET6) {
+		__u32 l[4], r[4];
+
+		for (int i = 0; i < 4; i++) {
+			l[i] = c->skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			r[i] = c->skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+		/* A dual-stack socket talking IPv4 is an IPv4 connection for everyone else. */
+		if (v4_mapped(r) && (v4_mapped(l) || (l[0] | l[1] | l[2] | l[3]) == 0)) {
+			ep->family = AF_INET;
+			la[0] = l[3];
+			ra[0] = r[3];
+			la[1] = la[2] = la[3] = ra[1] = ra[2] = ra[3] = 0;
+			return;
+		}
+		ep->family = AF_INET6;
+		for (int i = 0; i < 4; i++) {
+			la[i] = l[i];
+			ra[i] = r[i];
+		}
+		return;
+	}
+	ep->family = AF_INET;
+	la[0] = c->skc_rcv_saddr;
+	ra[0] = c->skc_daddr;
+	la[1] = la[2] = la[3] = ra[1] = ra[2] = ra[3] = 0;
+}
+
+static __always_inline __u32 sk_netns(struct sock *sk)
+{
+	return sk->__sk_common.skc_net.net->ns.inum;
+}
+
+static __always_inline __u64 sk_cgroup(struct sock *sk)
+{
+	return sk->sk_cgrp_data.cgroup->kn->id;
+}
+
+/* Only valid in process context: in softirq "current" is whoever was interrupted. */
+static __always_inline void owner_from_current(struct ml_owner *o, struct sock *sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	o->pid = pid_tgid >> 32;
+	o->tid = (__u32)pid_tgid;
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	o->netns = sk_netns(sk);
+	o->cgroup_id = sk_cgroup(sk);
+}
+
+static __always_inline void refresh(struct ml_sock *s, struct tcp_sock *tp, __u64 now)
+{
+	s->bytes_sent = tp->bytes_sent;
+	s->bytes_retrans = tp->bytes_retrans;
+	/* A received FIN advances rcv_nxt, and so bytes_received, by one; tcp_fin() sets
+	 * SOCK_DONE before any state change can run this. */
+	s->bytes_received = tp->bytes_received -
+			    ((tp_sk(tp)->__sk_common.skc_flags >> SOCK_DONE) & 1 ? 1 : 0);
+	s->segs_out = tp->segs_out;
+	s->segs_in = tp->segs_in;
+	s->data_segs_out = tp->data_segs_out;
+	s->data_segs_in = tp->data_segs_in;
+	s->total_retrans = tp->total_retrans;
+	s->srtt_us = tp->srtt_us >> 3;
+	s->state = tp_sk(tp)->__sk_common.skc_state;
+	s->updated_ns = now;
+}
+
+static __always_inline struct ml_sock *sock_create(__u64 cookie, __u8 flags)
+{
+	__u32 zero = 0;
+	struct ml_sock *tmpl = bpf_map_lookup_elem(&ml_sock_zero, &zero);
+	struct ml_sock *s;
+	long err;
+
+	if (!tmpl)
+		return NULL;
+	err = bpf_map_update_elem(&ml_socks, &cookie, tmpl, BPF_NOEXIST);
+	if (err == 0) {
+		stat_inc(ML_STAT_SOCK_TRACKED);
+	} else if (err != -17 /* EEXIST: another CPU was first */) {
+		stat_inc(ML_STAT_SOCK_MAP_FULL);
+		return NULL;
+	}
+	s = bpf_map_lookup_elem(&ml_socks, &cookie);
+	if (s && err == 0)
+		s->flags = flags;
+	return s;
+}
+
+static __always_inline struct ml_sock *sock_get(__u64 cookie, __u8 flags_if_new)
+{
+	struct ml_sock *s = bpf_map_lookup_elem(&ml_socks, &cookie);
+
+	return s ? s : sock_create(cookie, flags_if_new);
+}
+
+static __always_inline void set_listener_owner(struct ml_sock *s, struct sock *sk)
+{
+	struct listener_key k = { .netns = sk_netns(sk), .port = sk->__sk_common.skc_num };
+	struct ml_owner *o = bpf_map_lookup_elem(&ml_listeners, &k);
+
+	if (o)
+		s->owner = *o;
+	s->flags |= ML_SOCK_OWNER_PROVISIONAL;
+	s->owner.netns = k.netns;
+	s->owner.cgroup_id = sk_cgroup(sk);
+	s->role = ML_ROLE_SERVER;
+}
+
+/* A socket first seen mid-life (open before attach, or given callbacks by an earlier
+ * agent run): fill in what can still be learnt; the role is inferred from listeners. */
+static __always_inline void describe_unseen(struct ml_sock *s, struct sock *sk, __u64 now)
+{
+	struct listener_key k = { .netns = sk_netns(sk), .port = sk->__sk_common.skc_num };
+
+	s->role = bpf_map_lookup_elem(&ml_listeners, &k) ? ML_ROLE_SERVER : ML_ROLE_CLIENT;
+	s->owner.netns = k.netns;
+	s->owner.cgroup_id = sk_cgroup(sk);
+	s->opened_ns = now;
+	fill_endpoints(&s->ep, sk);
+}
+
+static __always_inline void listener_add(struct sock *sk, bool process_ctx)
+{
+	struct listener_key k = { .netns = sk_netns(sk), .port = sk->__sk_common.skc_num };
+	struct ml_owner o = {};
+
+	if (process_ctx)
+		owner_from_current(&o, sk);
+	o.netns = k.netns;
+	o.cgroup_id = sk_cgroup(sk);
+	if (bpf_map_update_elem(&ml_listeners, &k, &o, process_ctx ? BPF_ANY : BPF_NOEXIST) == -7 /* E2BIG */)
+		stat_inc(ML_STAT_LISTENER_MAP_FULL);
+}
+
+static __always_inline void emit_tcp(__u32 kind, __u64 cookie, struct ml_sock *s, __u32 err, __u64 now)
+{
+	struct ml_tcp_event *ev = bpf_ringbuf_reserve(&ml_events, sizeof(*ev), 0);
+
+	if (!ev) {
+		stat_inc(ML_STAT_RINGBUF_DROPPED);
+		return;
+	}
+	ev->kind = kind;
+	ev->err = err;
+	ev->ts_ns = now;
+	ev->cookie = cookie;
+	ev->owner = s->owner;
+	ev->ep = s->ep;
+	ev->syn_retrans = s->syn_retrans;
+	ev->role = s->role;
+	ev->state = s->state;
+	ev->flags = s->flags;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(ml_state, struct sock *sk, int oldstate, int newstate)
+{
+	struct tcp_sock *tp;
+	struct ml_sock *s;
+	__u64 cookie, now;
+
+	if (!sk || sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	if (newstate == TCP_LISTEN) {
+		listener_add(sk, true);
+		return 0;
+	}
+	/* LISTEN -> SYN_RECV is a child being cloned from the listener, not the listener. */
+	if (oldstate == TCP_LISTEN) {
+		if (newstate == TCP_CLOSE) {
+			struct listener_key k = { .netns = sk_netns(sk), .port = sk->__sk_common.skc_num };
+
+			bpf_map_delete_elem(&ml_listeners, &k);
+		}
+		return 0;
+	}
+	/* The closing states in between carry nothing the final CLOSE will not. */
+	if (newstate != TCP_SYN_SENT && newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	cookie = bpf_get_socket_cookie(sk);
+	now = bpf_ktime_get_ns();
+
+	if (newstate == TCP_SYN_SENT) {
+		/* connect() itself: the one moment the client's process is current. The source
+		 * port is chosen just after this; the sockops TCP_CONNECT_CB records it. */
+		s = sock_create(cookie, 0);
+		if (!s)
+			return 0;
+		owner_from_current(&s->owner, sk);
+		s->role = ML_ROLE_CLIENT;
+		s->opened_ns = now;
+		s->state = newstate;
+		return 0;
+	}
+	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
+		s = sock_create(cookie, 0);
+		if (!s)
+			return 0;
+		set_listener_owner(s, sk);
+		s->opened_ns = now;
+	} else {
+		s = sock_get(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL);
+		if (!s)
+			return 0;
+		if (s->role == ML_ROLE_UNKNOWN)
+			describe_unseen(s, sk, now);
+	}
+	/* At CLOSE the local port is already released (reads 0): keep what we saw before,
+	 * unless there is nothing (a socket first seen while closing). */
+	if (!s->ep.local_port && (newstate != TCP_CLOSE || !s->ep.family))
+		fill_endpoints(&s->ep, sk);
+	refresh(s, tp, now);
+	s->state = newstate;
+	if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV) {
+		/* SYN (or SYN-ACK, inherited from the request) retransmissions. A SYN still
+		 * queued behind an unresolved neighbour is not resent, so total_retrans stays 0
+		 * while the timer keeps expiring: count those expiries too. An ACK of the SYN
+		 * resets icsk_retransmits, hence the max. */
+		__u32 expiries = tp->inet_conn.icsk_retransmits;
+
+		s->syn_retrans = tp->total_retrans > expiries ? tp->total_retrans : expiries;
+	}
+
+	if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
+		/* tcp_done_with_error()/tcp_write_err() set sk_err before moving to CLOSE. */
+		emit_tcp(ML_EV_CONNECT_FAILED, cookie, s, sk->sk_err, now);
+		bpf_map_delete_elem(&ml_socks, &cookie);
+		return 0;
+	}
+	if (newstate == TCP_CLOSE) {
+		s->flags |= ML_SOCK_CLOSED;
+		s->closed_ns = now;
+		if (cfg_on(ML_CFG_LIFECYCLE_EVENTS))
+			emit_tcp(ML_EV_CLOSE, cookie, s, 0, now);
+	} else if (cfg_on(ML_CFG_LIFECYCLE_EVENTS)) {
+		emit_tcp(ML_EV_OPEN, cookie, s, 0, now);
+	}
+	return 0;
+}
+
+static __always_inline void hist_spill(struct ml_sock *s, __u64 cookie, __u32 idx)
+{
+	struct ml_hist *h = bpf_map_lookup_elem(&ml_hist_spill, &cookie);
+
+	if (!h) {
+		__u32 zero = 0;
+		struct ml_hist *tmpl = bpf_map_lookup_elem(&ml_hist_zero, &zero);
+
+		if (!tmpl)
+			return;
+		bpf_map_update_elem(&ml_hist_spill, &cookie, tmpl, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&ml_hist_spill, &cookie);
+		if (!h) {
+			stat_inc(ML_STAT_HIST_SPILL_FULL);
+			return;
+		}
+	}
+	if (idx < ML_HIST_BUCKETS) {
+		h->cnt[idx] += 1;
+		s->hist_spilled += 1;
+	}
+}
+
+/* Callers hold the socket lock (RTT_CB), so slots of one socket never race. */
+static __always_inline void hist_add(struct ml_sock *s, __u64 cookie, __u32 idx)
+{
+#pragma unroll
+	for (int i = 0; i < ML_HIST_SLOTS; i++) {
+		if (s->hist_cnt[i] == 0) {
+			s->hist_idx[i] = idx;
+			s->hist_cnt[i] = 1;
+			return;
+		}
+		if (s->hist_idx[i] == idx) {
+			s->hist_cnt[i] += 1;
+			return;
+		}
+	}
+	hist_spill(s, cookie, idx);
+}
+
+SEC("sockops")
+int ml_sockops(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *bsk;
+	struct tcp_sock *tp;
+	struct ml_sock *s;
+	__u64 cookie, now;
+	__u32 op = skops->op;
+
+	switch (op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | ML_CB_FLAGS);
+		if (op != BPF_SOCK_OPS_TCP_CONNECT_CB)
+			return 1;
+		/* The source port is only chosen after SYN_SENT: record it now. */
+		break;
+	case BPF_SOCK_OPS_RTT_CB:
+	case BPF_SOCK_OPS_RTO_CB:
+		break;
+	default:
+		return 1;
+	}
+	bsk = skops->sk;
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp)
+		return 1;
+	cookie = bpf_get_socket_cookie(skops);
+	now = bpf_ktime_get_ns();
+	s = sock_get(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL);
+	if (!s)
+		return 1;
+	if (s->role == ML_ROLE_UNKNOWN)
+		describe_unseen(s, tp_sk(tp), now);
+	if (op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+		fill_endpoints(&s->ep, tp_sk(tp));
+	} else if (op == BPF_SOCK_OPS_RTO_CB) {
+		s->rto_count += 1;
+	} else {
+		/* args[0] is this ACK's RTT sample in us, args[1] the new srtt << 3 (6.10+). */
+		__u32 mrtt = skops->args[0];
+
+		hist_add(s, cookie, ml_hist_bucket(mrtt));
+		if (s->rtt_samples == 0 || mrtt < s->min_rtt_us)
+			s->min_rtt_us = mrtt;
+		s->rtt_samples += 1;
+	}
+	refresh(s, tp, now);
+	return 1;
+}
+
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(ml_rcv, struct sock *sk)
+{
+	__u64 cookie;
+	struct ml_sock *s;
+	struct tcp_sock *tp;
+
+	if (!sk)
+		return 0;
+	cookie = bpf_get_socket_cookie(sk);
+	s = bpf_map_lookup_elem(&ml_socks, &cookie);
+	if (!s)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	if (s->flags & ML_SOCK_OWNER_PROVISIONAL) {
+		/* recvmsg runs in the reader's context: the socket's real owner. */
+		owner_from_current(&s->owner, sk);
+		s->flags &= ~ML_SOCK_OWNER_PROVISIONAL;
+	}
+	refresh(s, tp, bpf_ktime_get_ns());
+	return 0;
+}
+
+static __always_inline bool full_tcp_sock(struct sock *sk)
+{
+	__u8 st = sk->__sk_common.skc_state;
+
+	return st != TCP_TIME_WAIT && st != TCP_NEW_SYN_RECV && st != TCP_LISTEN;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(ml_rst_out, struct sock *sk)
+{
+	__u64 cookie, now;
+	struct ml_sock *s;
+
+	/* Resets for segments that matched no socket (e.g. a refused port) have sk == NULL. */
+	if (!sk || !full_tcp_sock(sk)) {
+		stat_inc(ML_STAT_RST_SENT_NO_SOCK);
+		return 0;
+	}
+	cookie = bpf_get_socket_cookie(sk);
+	s = bpf_map_lookup_elem(&ml_socks, &cookie);
+	if (!s) {
+		stat_inc(ML_STAT_RST_UNTRACKED);
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	s->resets_sent += 1;
+	emit_tcp(ML_EV_RESET_SENT, cookie, s, 0, now);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(ml_rst_in, struct sock *sk)
+{
+	__u64 cookie, now;
+	struct ml_sock *s;
+
+	if (!sk)
+		return 0;
+	/* A reset answering our SYN is a refused connect, reported as ML_EV_CONNECT_FAILED. */
+	if (sk->__sk_common.skc_state == TCP_SYN_SENT)
+		return 0;
+	cookie = bpf_get_socket_cookie(sk);
+	s = bpf_map_lookup_elem(&ml_socks, &cookie);
+	if (!s) {
+		stat_inc(ML_STAT_RST_UNTRACKED);
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	s->resets_received += 1;
+	emit_tcp(ML_EV_RESET_RECEIVED, cookie, s, 0, now);
+	return 0;
+}
+
+SEC("iter/tcp")
+int ml_adopt(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	struct sock *sk;
+	struct ml_sock *s;
+	__u64 cookie, now;
+	int flags;
+
+	if (!skc)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	sk = tp_sk(tp);
+	if (skc->skc_state == TCP_LISTEN) {
+		/* The kernel walks listeners before established sockets, so roles below resolve. */
+		listener_add(sk, false);
+		return 0;
+	}
+	if (skc->skc_state == TCP_CLOSE)
+		return 0;
+	cookie = bpf_get_socket_cookie(sk);
+	now = bpf_ktime_get_ns();
+	s = bpf_map_lookup_elem(&ml_socks, &cookie);
+	if (!s) {
+		s = sock_create(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL);
+		if (!s)
+			return 0;
+		describe_unseen(s, sk, now);
+		stat_inc(ML_STAT_SOCK_ADOPTED);
+	}
+	refresh(s, tp, now);
+	flags = tp->bpf_sock_ops_cb_flags | ML_CB_FLAGS;
+	if (bpf_setsockopt(tp, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &flags, sizeof(flags)))
+		stat_inc(ML_STAT_ADOPT_FLAGS_FAILED);
+	return 0;
+}
+
+/* ---- DNS ---- */
+
+/*
+ * Every packet on the host passes here, so non-DNS packets are rejected with direct
+ * packet reads (no helper calls). Returns false when unsure (headers not in the linear
+ * area, IPv4 options), leaving the decision to the careful path below.
+ */
+static __always_inline bool surely_not_dns(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	__u8 *vhl = data;
+	__u16 *ports;
+	__u8 proto;
+
+	if ((void *)(vhl + 1) > end)
+		return false;
+	if ((*vhl >> 4) == 4) {
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end || ip->ihl != 5)
+			return false;
+		proto = ip->protocol;
+		ports = (void *)(ip + 1);
+	} else if ((*vhl >> 4) == 6) {
+		struct ipv6hdr *ip6 = data;
+
+		if ((void *)(ip6 + 1) > end)
+			return false;
+		proto = ip6->nexthdr;
+		ports = (void *)(ip6 + 1);
+	} else {
+		return true;
+	}
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return true;
+	if ((void *)(ports + 2) > end)
+		return false;
+	return ports[0] != bpf_htons(DNS_PORT) && ports[1] != bpf_htons(DNS_PORT);
+}
+
+static __always_inline int dns_packet(struct __sk_buff *skb, bool egress)
+{
+	__u8 vhl, proto;
+	__u32 l4off, l3len, payload_off, payload_len;
+	__u16 ports[2];
+	__u16 sport, dport;
+	__u8 saddr[16] = {}, daddr[16] = {};
+	__u16 family;
+
+	if (surely_not_dns(skb))
+		return 1;
+	if (bpf_skb_load_bytes(skb, 0, &vhl, 1))
+		return 1;
+	if ((vhl >> 4) == 4) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return 1;
+		/* Later fragments carry no ports. */
+		if (ip.frag_off & bpf_htons(0x1fff))
+			return 1;
+		proto = ip.protocol;
+		l4off = (ip.ihl & 0xf) * 4;
+		l3len = bpf_ntohs(ip.tot_len);
+		family = AF_INET;
+		__builtin_memcpy(saddr, &ip.saddr, 4);
+		__builtin_memcpy(daddr, &ip.daddr, 4);
+	} else if ((vhl >> 4) == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return 1;
+		proto = ip6.nexthdr;
+		l4off = sizeof(ip6);
+		l3len = sizeof(ip6) + bpf_ntohs(ip6.payload_len);
+		family = AF_INET6;
+		__builtin_memcpy(saddr, &ip6.saddr, 16);
+		__builtin_memcpy(daddr, &ip6.daddr, 16);
+	} else {
+		return 1;
+	}
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return 1;
+	if (bpf_skb_load_bytes(skb, l4off, ports, sizeof(ports)))
+		return 1;
+	sport = bpf_ntohs(ports[0]);
+	dport = bpf_ntohs(ports[1]);
+	if (sport != DNS_PORT && dport != DNS_PORT)
+		return 1;
+	if (proto == IPPROTO_UDP) {
+		payload_off = l4off + 8;
+	} else {
+		__u8 doff;
+
+		if (bpf_skb_load_bytes(skb, l4off + 12, &doff, 1))
+			return 1;
+		payload_off = l4off + (doff >> 4) * 4;
+	}
+	/* GSO packets report tot_len 0 or a per-segment value; skb->len is what we hold. */
+	if (l3len == 0 || l3len > skb->len)
+		l3len = skb->len;
+	if (payload_off >= l3len)
+		return 1; /* handshake and bare ACKs of DNS over TCP */
+	payload_len = l3len - payload_off;
+
+	struct ml_dns_event *ev = bpf_ringbuf_reserve(&ml_events, sizeof(*ev), 0);
+
+	if (!ev) {
+		stat_inc(ML_STAT_RINGBUF_DROPPED);
+		return 1;
+	}
+	stat_inc(ML_STAT_DNS_PACKETS);
+	ev->kind = ML_EV_DNS;
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->payload_len = payload_len;
+	ev->cookie = bpf_get_socket_cookie(skb);
+	ev->cgroup_id = bpf_skb_cgroup_id(skb);
+	ev->pid = egress ? bpf_get_current_pid_tgid() >> 32 : 0;
+	ev->egress = egress;
+	ev->protocol = proto;
+	ev->ep.family = family;
+	if (egress) {
+		__builtin_memcpy(ev->ep.local_addr, saddr, 16);
+		__builtin_memcpy(ev->ep.remote_addr, daddr, 16);
+		ev->ep.local_port = sport;
+		ev->ep.remote_port = dport;
+	} else {
+		__builtin_memcpy(ev->ep.local_addr, daddr, 16);
+		__builtin_memcpy(ev->ep.remote_addr, saddr, 16);
+		ev->ep.local_port = dport;
+		ev->ep.remote_port = sport;
+	}
+	{
+		struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+		struct sock *sk = kskb->sk;
+
+		ev->netns = sk ? sk_netns(sk) : 0;
+	}
+	/* 64-bit and re-checked after a barrier, so the verifier sees the bound on the very
+	 * register passed as the length (clang otherwise checks a zero-extended copy). */
+	__u64 cap = payload_len;
+
+	if (cap > ML_DNS_CAP) {
+		stat_inc(ML_STAT_DNS_TRUNCATED);
+		cap = ML_DNS_CAP;
+	}
+	barrier_var(cap);
+	ev->cap_len = 0;
+	if (cap >= 1 && cap <= ML_DNS_CAP && bpf_skb_load_bytes(skb, payload_off, ev->data, cap) == 0)
+		ev->cap_len = cap;
+	bpf_ringbuf_submit(ev, 0);
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int ml_dns_egress(struct __sk_buff *skb)
+{
+	return dns_packet(skb, true);
+}
+
+SEC("cgroup_skb/ingress")
+int ml_dns_ingress(struct __sk_buff *skb)
+{
+	return dns_packet(skb, false);
+}

@@ -1,0 +1,79 @@
+/** The compiled pieces (object file and addon) and the addon's raw, untyped-by-C++ surface. */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const BUILD_DIR = fileURLToPath(new URL('../build/', import.meta.url));
+export const OBJECT_PATH = `${BUILD_DIR}meshlens.bpf.o`;
+const ADDON_PATH = `${BUILD_DIR}meshlens.node`;
+
+export interface NativeAttachment {
+  program: string;
+  section: string;
+  loaded: boolean;
+  attached: boolean;
+  /** Kernel program id (as bpftool shows it) when loaded. */
+  id: number | null;
+  error: string | null;
+}
+
+export interface NativeMember {
+  name: string;
+  offset: number;
+  size: number;
+  kind: 'int' | 'array' | 'struct' | 'union' | 'enum' | 'ptr' | 'other';
+  type: string;
+  count?: number;
+  elemSize?: number;
+}
+
+export interface NativeLayout {
+  size: number;
+  members: NativeMember[];
+}
+
+export interface NativeProbes {
+  attachments(): NativeAttachment[];
+  layout(struct: string): NativeLayout;
+  enumValues(name: string): Record<string, number>;
+  setConfig(index: number, value: number): void;
+  readCounters(): number[];
+  readSockets(deleteClosed: boolean): {
+    keys: Buffer;
+    values: Buffer;
+    count: number;
+    valueSize: number;
+    spillKeys: Buffer;
+    spillValues: Buffer;
+    spillCount: number;
+    spillValueSize: number;
+  };
+  deleteSockets(keys: Buffer): number;
+  startEvents(cb: (records: Buffer[]) => void): void;
+  adopt(netnsPaths: string[]): { path: string; ok: boolean; gone: boolean; error: string | null }[];
+  programStats(): ProgramStats[];
+  close(): void;
+}
+
+export interface ProgramStats {
+  program: string;
+  runCount: number;
+  runTimeNs: number;
+}
+
+export interface NativeModule {
+  Probes: new (objectPath: string, cgroupPath: string) => NativeProbes;
+  /** What the addon itself was compiled with, to cross-check against the object's BTF. */
+  compiled: { sockValueSize: number; sockFlagsOffset: number; histValueSize: number };
+}
+
+let cached: NativeModule | undefined;
+
+export function loadNative(): NativeModule {
+  if (cached) return cached;
+  if (!existsSync(ADDON_PATH) || !existsSync(OBJECT_PATH)) {
+    throw new Error(`meshlens bpf build missing (${BUILD_DIR}): run bash bpf/scripts/build.sh`);
+  }
+  cached = createRequire(import.meta.url)(ADDON_PATH) as NativeModule;
+  return cached;
+}

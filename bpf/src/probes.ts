@@ -1,0 +1,183 @@
+/** openProbes(): load, attach and read the meshlens kernel programs. */
+import { Decoders, type ProbeEvent, type SocketStats } from './decode.js';
+import { cgroup2Mount, listNetns } from './host.js';
+import { loadNative, OBJECT_PATH, type NativeProbes, type ProgramStats } from './native.js';
+
+export interface ProbeOptions {
+  objectPath?: string;
+  /** cgroup v2 directory to attach sockops/cgroup_skb to; default: the root of the v2 mount. */
+  cgroupPath?: string;
+  /** Also send open/close events (the socket map carries both anyway). Default false. */
+  lifecycleEvents?: boolean;
+  /** Adopt sockets that were already open in every network namespace. Default true. */
+  adoptExisting?: boolean;
+}
+
+export interface Attachment {
+  program: string;
+  section: string;
+  loaded: boolean;
+  attached: boolean;
+  /** Kernel program id (as bpftool shows it) when loaded. */
+  id: number | null;
+  error: string | null;
+}
+
+export interface AdoptReport {
+  path: string;
+  ok: boolean;
+  /** The namespace disappeared between listing and joining it (its last process exited). */
+  gone: boolean;
+  error: string | null;
+}
+
+/** Kernel-side counters (drops and overflow included), summed over CPUs. */
+export type Counters = Record<string, number>;
+
+export interface Probes {
+  readonly attachments: Attachment[];
+  readonly adopted: AdoptReport[];
+  /** Subscribe to decoded ring-buffer events; returns the unsubscribe function. */
+  onEvent(cb: (e: ProbeEvent) => void): () => void;
+  /** The same events as an async iterator; ends when the probes close. */
+  events(): AsyncIterableIterator<ProbeEvent>;
+  /** Every tracked socket; closed ones are removed from the kernel map when `deleteClosed`. */
+  readSocketStats(opts?: { deleteClosed?: boolean }): SocketStats[];
+  /** Forget sockets by cookie (e.g. after their final record was emitted). */
+  deleteSockets(cookies: number[]): number;
+  readCounters(): Counters;
+  /**
+   * Calls and kernel time per program: the probes' own overhead. The first call enables
+   * the kernel's run-time accounting, so counting starts then.
+   */
+  programStats(): ProgramStats[];
+  /** Adopt already-open sockets (again), e.g. for namespaces created since. */
+  adoptExisting(): AdoptReport[];
+  close(): void;
+  readonly closed: boolean;
+}
+
+const CFG_LIFECYCLE = 0;
+
+class ProbesImpl implements Probes {
+  readonly attachments: Attachment[];
+  adopted: AdoptReport[] = [];
+  closed = false;
+  private readonly decoders: Decoders;
+  private readonly listeners = new Set<(e: ProbeEvent) => void>();
+  private readonly onClose = new Set<() => void>();
+
+  constructor(
+    private readonly native: NativeProbes,
+    opts: ProbeOptions,
+  ) {
+    this.attachments = native.attachments();
+    this.decoders = new Decoders(native);
+    if (opts.lifecycleEvents) native.setConfig(CFG_LIFECYCLE, 1);
+    native.startEvents((records) => this.deliver(records));
+    if (opts.adoptExisting ?? true) this.adoptExisting();
+  }
+
+  private deliver(records: Buffer[]): void {
+    for (const r of records) {
+      const e = this.decoders.event(r);
+      if (!e) continue;
+      for (const l of this.listeners) l(e);
+    }
+  }
+
+  onEvent(cb: (e: ProbeEvent) => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  events(): AsyncIterableIterator<ProbeEvent> {
+    const queue: ProbeEvent[] = [];
+    let wake: (() => void) | null = null;
+    let done = this.closed;
+    const off = this.onEvent((e) => {
+      queue.push(e);
+      wake?.();
+    });
+    const finish = () => {
+      done = true;
+      off();
+      this.onClose.delete(finish);
+      wake?.();
+    };
+    this.onClose.add(finish);
+    const it: AsyncIterableIterator<ProbeEvent> = {
+      next: async () => {
+        while (queue.length === 0 && !done) await new Promise<void>((r) => (wake = r));
+        wake = null;
+        const value = queue.shift();
+        return value ? { value, done: false } : { value: undefined, done: true };
+      },
+      return: async () => {
+        finish();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]: () => it,
+    };
+    return it;
+  }
+
+  readSocketStats(opts: { deleteClosed?: boolean } = {}): SocketStats[] {
+    const raw = this.native.readSockets(opts.deleteClosed ?? false);
+    const spills = new Map<number, number>();
+    for (let i = 0; i < raw.spillCount; i++) spills.set(Number(raw.spillKeys.readBigUInt64LE(i * 8)), i * raw.spillValueSize);
+    const out: SocketStats[] = [];
+    for (let i = 0; i < raw.count; i++) {
+      const cookie = Number(raw.keys.readBigUInt64LE(i * 8));
+      const at = spills.get(cookie);
+      const spill = at === undefined ? undefined : { buf: raw.spillValues, base: at };
+      out.push(this.decoders.socket(raw.values, i * raw.valueSize, cookie, spill));
+    }
+    return out;
+  }
+
+  deleteSockets(cookies: number[]): number {
+    const keys = Buffer.alloc(cookies.length * 8);
+    cookies.forEach((c, i) => keys.writeBigUInt64LE(BigInt(c), i * 8));
+    return this.native.deleteSockets(keys);
+  }
+
+  readCounters(): Counters {
+    const raw = this.native.readCounters();
+    const out: Counters = {};
+    for (const [i, name] of this.decoders.counterNames) if (name !== 'max') out[name] = raw[i] ?? 0;
+    return out;
+  }
+
+  programStats(): ProgramStats[] {
+    return this.native.programStats();
+  }
+
+  adoptExisting(): AdoptReport[] {
+    if (!this.attachments.some((a) => a.section.startsWith('iter/') && a.attached)) return [];
+    this.adopted = this.native.adopt(listNetns().map((n) => n.path));
+    return this.adopted;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close();
+    for (const f of [...this.onClose]) f();
+    this.listeners.clear();
+  }
+}
+
+/**
+ * Loads the object, attaches every program this kernel accepts (see `attachments` for
+ * what did not), starts event delivery on the event loop and adopts open sockets.
+ */
+export function openProbes(opts: ProbeOptions = {}): Probes {
+  const native = new (loadNative().Probes)(opts.objectPath ?? OBJECT_PATH, opts.cgroupPath ?? cgroup2Mount());
+  try {
+    return new ProbesImpl(native, opts);
+  } catch (e) {
+    native.close();
+    throw e;
+  }
+}
