@@ -1,3 +1,5 @@
+import { readdirSync, statSync, type Dirent } from 'node:fs';
+import { join } from 'node:path';
 /**
  * cgroup path -> container id and pod UID, for the path forms kubelet creates:
  *   systemd driver:  /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid, '-' as '_'>.slice/<rt>-<id>.scope
@@ -26,4 +28,51 @@ export function parseCgroupPath(path: string): ContainerRef {
   // cgroupfs paths name the container by bare id; the runtime is not in the path.
   const b = podUid ? bareId.exec(path) : null;
   return { podUid, containerId: b ? b[1]! : null, runtime: null };
+}
+
+/**
+ * cgroup id -> path. On cgroup v2 a cgroup's id is the inode number of its directory, so
+ * the index is a walk of the mount; an unknown id triggers at most one rescan per
+ * `rescanMs`, because pods come and go but a miss must not cost a walk every time.
+ */
+export class CgroupIndex {
+  private byId = new Map<number, string>();
+  private lastScan = 0;
+
+  constructor(
+    private readonly mount: string,
+    private readonly rescanMs = 2000,
+  ) {
+    this.scan();
+  }
+
+  private scan(): void {
+    const next = new Map<number, string>();
+    const walk = (dir: string, rel: string): void => {
+      let entries: Dirent[];
+      try {
+        next.set(statSync(dir).ino, rel || '/');
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return; // removed while we walked
+      }
+      for (const e of entries) if (e.isDirectory()) walk(join(dir, e.name), `${rel}/${e.name}`);
+    };
+    walk(this.mount, '');
+    this.byId = next;
+    this.lastScan = Date.now();
+  }
+
+  pathOf(id: number): string | null {
+    const hit = this.byId.get(id);
+    if (hit !== undefined) return hit;
+    if (Date.now() - this.lastScan < this.rescanMs) return null;
+    this.scan();
+    return this.byId.get(id) ?? null;
+  }
+
+  containerOf(id: number): ContainerRef {
+    const path = this.pathOf(id);
+    return path === null ? { podUid: null, containerId: null, runtime: null } : parseCgroupPath(path);
+  }
 }

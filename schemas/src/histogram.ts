@@ -120,3 +120,24 @@ export function isValidSparse(h: SparseHistogram): boolean {
   }
   return true;
 }
+
+/**
+ * `now - before`, bucket by bucket, for cumulative histograms read at two instants (the
+ * kernel's per-socket histogram only grows). A bucket that shrank means the source was
+ * reset; it is clamped to zero rather than going negative.
+ */
+export function subtractHistograms(now: SparseHistogram, before: SparseHistogram): SparseHistogram {
+  const out = emptyHistogram();
+  let j = 0;
+  for (let k = 0; k < now.idx.length; k++) {
+    const i = now.idx[k]!;
+    while (j < before.idx.length && before.idx[j]! < i) j++;
+    const prev = j < before.idx.length && before.idx[j] === i ? before.cnt[j]! : 0;
+    const d = now.cnt[k]! - prev;
+    if (d > 0) {
+      out.idx.push(i);
+      out.cnt.push(d);
+    }
+  }
+  return out;
+}

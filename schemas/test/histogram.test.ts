@@ -10,6 +10,7 @@ import {
   histogramQuantile,
   mergeHistograms,
   seededRandom,
+  subtractHistograms,
 } from '@meshlens/schemas';
 
 describe('RTT histogram layout', () => {
@@ -56,5 +57,16 @@ describe('RTT histogram layout', () => {
       assert.ok(Math.abs(est - exact) <= width, `q${q}: estimate ${est} vs exact ${exact}, bucket width ${width}`);
     }
     assert.equal(histogramQuantile(fromSamples([]), 0.5), null);
+  });
+});
+
+describe('histogram deltas', () => {
+  it('subtracts an earlier reading of a cumulative histogram bucket by bucket', () => {
+    const before = fromSamples([100, 100, 5000]);
+    const now = mergeHistograms(before, fromSamples([100, 300, 300, 70_000]));
+    assert.deepEqual(subtractHistograms(now, before), fromSamples([100, 300, 300, 70_000]));
+    assert.deepEqual(subtractHistograms(now, now), { idx: [], cnt: [] });
+    // A reset source (counts went down) yields no negative counts.
+    assert.deepEqual(subtractHistograms(before, now), { idx: [], cnt: [] });
   });
 });

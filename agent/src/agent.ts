@@ -1,0 +1,232 @@
+/**
+ * The agent daemon: probes -> per-slot sweep -> records -> Kafka (or stdout).
+ * One sweep per slot, aligned to the wall clock; rare events (connect failures, resets,
+ * DNS) are turned into records as they arrive and leave with the next sweep.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
+import type { Logger } from 'pino';
+import { DnsMatcher, cgroup2Mount, monoNowUs, monoUsToEpochMs, openProbes, type ProbeEvent, type Probes, type SocketStats } from '@meshlens/bpf';
+import { Topics, type DnsRecord, type Endpoint, type Owner, type TcpEvent, type TcpRecord } from '@meshlens/schemas';
+import { CgroupIndex } from './cgroup.js';
+import type { AgentConfig } from './config.js';
+import { dnsRecord, tcpEventRecord, type EventContext } from './event-records.js';
+import { agentMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
+import { NatTable } from './nat.js';
+import { framesByPartition } from './partition.js';
+import { Shipper } from './shipper.js';
+import { slotStart, everySlot } from './slots.js';
+import { Spool } from './spool.js';
+import { TcpSweeper } from './tcp-records.js';
+
+export interface AgentHandle {
+  readonly probes: Probes;
+  readonly metrics: AgentMetrics;
+  /** Where /metrics and /healthz answer, if served. */
+  readonly metricsUrl: string | null;
+  /** Sweeps now (for the current, unfinished slot) and ships the result. */
+  flushNow(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface Batch {
+  tcp: TcpRecord[];
+  tcp_event: TcpEvent[];
+  dns: DnsRecord[];
+}
+
+function ephemeralRange(): (port: number) => boolean {
+  const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  return (p) => p >= lo! && p <= hi!;
+}
+
+function netnsPath(n: string): string {
+  return n.includes('/') ? n : `/run/netns/${n}`;
+}
+
+function kafkaClient(cfg: NonNullable<AgentConfig['kafka']>, log: Logger): Kafka {
+  const k: KafkaConfig = {
+    clientId: cfg.clientId,
+    brokers: cfg.brokers,
+    logLevel: logLevel.NOTHING,
+    ssl: typeof cfg.ssl === 'boolean' ? cfg.ssl : { ...cfg.ssl },
+    connectionTimeout: 3000,
+  };
+  if (cfg.sasl) k.sasl = { ...cfg.sasl } as SASLOptions;
+  log.debug({ brokers: cfg.brokers }, 'kafka client');
+  return new Kafka(k);
+}
+
+async function ensureTopics(kafka: Kafka, partitions: number): Promise<Map<string, number>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const wanted = [Topics.tcp, Topics.tcp_event, Topics.dns];
+    const existing = new Set(await admin.listTopics());
+    const missing = wanted.filter((t) => !existing.has(t));
+    if (missing.length) await admin.createTopics({ topics: missing.map((topic) => ({ topic, numPartitions: partitions })), waitForLeaders: true });
+    const meta = await admin.fetchTopicMetadata({ topics: wanted });
+    return new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.WritableStream = process.stdout): Promise<AgentHandle> {
+  const metrics = agentMetrics();
+  const scope = new Map(cfg.netns.map((n) => [statSync(netnsPath(n)).ino, netnsPath(n)]));
+  const inScope = (netns: number) => scope.size === 0 || scope.has(netns);
+
+  // Kafka first: if it is configured but unreachable we still start (and spool), but the
+  // partition counts must be known, so a first contact is attempted here.
+  let send: (b: Batch) => Promise<void>;
+  let shipper: Shipper | null = null;
+  let spool: Spool | null = null;
+  if (cfg.output === 'kafka') {
+    const kafka = kafkaClient(cfg.kafka!, log);
+    const partitions = await ensureTopics(kafka, cfg.kafka!.createPartitions);
+    spool = new Spool({ dir: cfg.spool.dir, maxBytes: cfg.spool.maxBytes });
+    shipper = new Shipper({ kafka, spool, log });
+    const s = shipper;
+    send = async (b) => {
+      await s.send([
+        ...framesByPartition('tcp', b.tcp, partitions.get(Topics.tcp)!),
+        ...framesByPartition('tcp_event', b.tcp_event, partitions.get(Topics.tcp_event)!),
+        ...framesByPartition('dns', b.dns, partitions.get(Topics.dns)!),
+      ]);
+    };
+  } else {
+    send = async (b) => {
+      const lines = [
+        ...b.tcp.map((r) => JSON.stringify({ type: 'tcp', ...r })),
+        ...b.tcp_event.map((r) => JSON.stringify({ type: 'tcp_event', ...r })),
+        ...b.dns.map((r) => JSON.stringify({ type: 'dns', ...r })),
+      ];
+      if (lines.length) stdout.write(lines.join('\n') + '\n');
+    };
+  }
+
+  const probes = openProbes();
+  for (const a of probes.attachments) {
+    if (a.attached) log.info({ program: a.program }, 'attached');
+    else log.warn({ program: a.program, error: a.error }, 'not attached; running without it');
+  }
+
+  const nat = new Map<number | null, NatTable>();
+  for (const [inode, path] of scope.size ? scope : new Map<number | null, string | null>([[null, null]])) {
+    const t = new NatTable({ netnsPath: path });
+    try {
+      t.start();
+      nat.set(inode, t);
+    } catch (err) {
+      log.warn({ netns: path, err: (err as Error).message }, 'no NAT translation (conntrack unavailable)');
+    }
+  }
+  const natFor = (netns: number) => nat.get(netns) ?? nat.get(null) ?? null;
+
+  const cgroups = new CgroupIndex(cgroup2Mount());
+  const comms = new Map<number, string>();
+  const commOf = (pid: number): string => {
+    if (pid === 0) return '';
+    let c = comms.get(pid);
+    if (c === undefined) {
+      try {
+        c = readFileSync(`/proc/${pid}/comm`, 'utf8').trim().slice(0, 16);
+      } catch {
+        c = '';
+      }
+      comms.set(pid, c);
+    }
+    return c;
+  };
+  const ownerOf = (o: { netns: number; cgroupId: number; pid: number; comm: string }): Owner => {
+    const c = cgroups.containerOf(o.cgroupId);
+    return { node: cfg.node, netns: o.netns, cgroup_id: o.cgroupId, pid: o.pid, comm: (o.comm || commOf(o.pid)).slice(0, 16), container_id: c.containerId, pod_uid: c.podUid };
+  };
+  const eventCtx: EventContext = {
+    ownerOf,
+    translate: () => null,
+    toEpochMs: monoUsToEpochMs,
+  };
+
+  const dns = new DnsMatcher({ timeoutUs: cfg.dnsTimeoutMs * 1000 });
+  const pending: Batch = { tcp: [], tcp_event: [], dns: [] };
+  const unsubscribe = probes.onEvent((e: ProbeEvent) => {
+    metrics.events.inc({ type: e.type === 'tcp' ? e.kind : 'dns' });
+    if (e.type === 'tcp') {
+      if (!inScope(e.owner.netns)) return;
+      const table = natFor(e.owner.netns);
+      const r = tcpEventRecord(e, { ...eventCtx, translate: (l: Endpoint, r: Endpoint) => table?.translate(l, r) ?? null });
+      if (r) pending.tcp_event.push(r);
+    } else if (inScope(e.netns)) {
+      const x = dns.add(e);
+      if (x) pending.dns.push(dnsRecord(x, eventCtx));
+    }
+  });
+
+  const sweeper = new TcpSweeper(ephemeralRange());
+  let lastSweepMs = Date.now();
+  let chain = Promise.resolve();
+  const sweep = (slot: number): Promise<void> => {
+    chain = chain.then(async () => {
+      const stats = probes.readSocketStats({ deleteClosed: true }).filter((s) => inScope(s.owner.netns));
+      const { records, synTimeouts } = sweeper.sweep(stats, {
+        slotStartMs: slot,
+        slotMs: cfg.slotMs,
+        ownerOf: (s: SocketStats) => ownerOf(s.owner),
+        translate: (s: SocketStats) => natFor(s.owner.netns)?.translate(s.local, s.remote) ?? null,
+        toEpochMs: monoUsToEpochMs,
+      });
+      for (const x of dns.expire(monoNowUs())) pending.dns.push(dnsRecord(x, eventCtx));
+      const batch: Batch = { tcp: records, tcp_event: [...pending.tcp_event.splice(0), ...synTimeouts], dns: pending.dns.splice(0) };
+      for (const t of nat.values()) t.prune();
+      comms.clear();
+      metrics.sweeps.inc();
+      metrics.sockets.set(stats.length);
+      for (const [k, v] of Object.entries(probes.readCounters())) metrics.kernel.set({ counter: k }, v);
+      metrics.dnsPending.set(dns.outstanding);
+      metrics.natEntries.set([...nat.values()].reduce((n, t) => n + t.size, 0));
+      for (const [type, rs] of Object.entries(batch)) metrics.records.inc({ type }, rs.length);
+      await send(batch);
+      if (spool) {
+        metrics.spoolBytes.set(spool.stats.bytes);
+        metrics.dropped.set(spool.stats.droppedRecords);
+      }
+      lastSweepMs = Date.now();
+    });
+    return chain;
+  };
+
+  const stopSlots = everySlot(cfg.slotMs, (ended) => {
+    sweep(ended).catch((err: Error) => log.error({ err: err.message }, 'sweep failed'));
+  });
+
+  let server: Server | null = null;
+  if (cfg.metricsPort > 0) {
+    server = await serveMetrics(metrics.registry, cfg.metricsHost, cfg.metricsPort, () => !probes.closed && Date.now() - lastSweepMs < 3 * cfg.slotMs);
+  }
+  const addr = server?.address();
+  log.info({ node: cfg.node, slotMs: cfg.slotMs, output: cfg.output, netns: cfg.netns }, 'agent running');
+
+  return {
+    probes,
+    metrics,
+    metricsUrl: addr && typeof addr === 'object' ? `http://${cfg.metricsHost}:${addr.port}` : null,
+    flushNow: () => sweep(slotStart(Date.now(), cfg.slotMs)),
+    async stop() {
+      stopSlots();
+      // The unfinished slot is swept too: stopping must not lose its data.
+      await sweep(slotStart(Date.now(), cfg.slotMs));
+      unsubscribe();
+      probes.close();
+      for (const t of nat.values()) t.stop();
+      if (shipper) {
+        const drained = await shipper.flush(3000);
+        if (!drained) log.warn({ bytes: spool!.stats.bytes }, 'Kafka unreachable at shutdown; records stay in the spool for the next start');
+        await shipper.close();
+      }
+      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    },
+  };
+}

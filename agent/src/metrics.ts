@@ -1,0 +1,44 @@
+/** The agent's own health: /metrics for Prometheus, /healthz for the kubelet. */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function agentMetrics() {
+  const registry = new Registry();
+  // process_cpu_seconds_total and process_resident_memory_bytes come from here.
+  collectDefaultMetrics({ register: registry });
+  const m = {
+    registry,
+    events: new Counter({ name: 'meshlens_agent_events_total', help: 'Ring-buffer events received, by type', labelNames: ['type'], registers: [registry] }),
+    records: new Counter({ name: 'meshlens_agent_records_total', help: 'Records emitted, by type', labelNames: ['type'], registers: [registry] }),
+    sweeps: new Counter({ name: 'meshlens_agent_sweeps_total', help: 'Slot sweeps of the socket map', registers: [registry] }),
+    sockets: new Gauge({ name: 'meshlens_agent_tracked_sockets', help: 'Sockets in the kernel map at the last sweep', registers: [registry] }),
+    kernel: new Gauge({ name: 'meshlens_agent_kernel_counter', help: 'Kernel-side counters (drops, map overflow), cumulative', labelNames: ['counter'], registers: [registry] }),
+    spoolBytes: new Gauge({ name: 'meshlens_agent_spool_bytes', help: 'Bytes waiting in the on-disk spool', registers: [registry] }),
+    dropped: new Gauge({ name: 'meshlens_agent_dropped_records', help: 'Records dropped because the spool was full, cumulative', registers: [registry] }),
+    dnsPending: new Gauge({ name: 'meshlens_agent_dns_outstanding', help: 'DNS queries waiting for an answer', registers: [registry] }),
+    natEntries: new Gauge({ name: 'meshlens_agent_nat_entries', help: 'Known NAT translations', registers: [registry] }),
+  };
+  return m;
+}
+export type AgentMetrics = ReturnType<typeof agentMetrics>;
+
+export async function serveMetrics(registry: Registry, host: string, port: number, healthy: () => boolean): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+    } else if (req.url === '/healthz') {
+      const ok = healthy();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}

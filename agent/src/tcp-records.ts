@@ -1,0 +1,130 @@
+/**
+ * Cumulative kernel socket summaries -> one `tcp` record per socket per slot, as deltas.
+ * The kernel keeps lifetime counters per socket; this keeps the previous reading and
+ * emits only sockets that did something in the slot. Sockets that were open before the
+ * probes attached carry lifetime totals on first sight, so their first reading is only a
+ * baseline: measuring starts from there, never with a burst of old history.
+ */
+import type { SocketStats } from '@meshlens/bpf';
+import { emptyHistogram, subtractHistograms, type Endpoint, type Owner, type SparseHistogram, type TcpEvent, type TcpRecord } from '@meshlens/schemas';
+
+interface Reading {
+  bytesSent: number;
+  bytesReceived: number;
+  segsOut: number;
+  segsIn: number;
+  retransSegs: number;
+  rtoCount: number;
+  resetsSent: number;
+  resetsReceived: number;
+  rttHist: SparseHistogram;
+}
+
+const ZERO: Reading = {
+  bytesSent: 0, bytesReceived: 0, segsOut: 0, segsIn: 0, retransSegs: 0, rtoCount: 0, resetsSent: 0, resetsReceived: 0,
+  rttHist: emptyHistogram(),
+};
+
+export interface SweepContext {
+  slotStartMs: number;
+  slotMs: number;
+  ownerOf: (s: SocketStats) => Owner;
+  /** The backend behind a dialled service address, if NAT translated this client socket. */
+  translate: (s: SocketStats) => Endpoint | null;
+  /** Monotonic microseconds -> epoch milliseconds. */
+  toEpochMs: (monoUs: number) => number;
+}
+
+export interface SweepResult {
+  records: TcpRecord[];
+  /** Connections that got through only after SYN retransmissions. */
+  synTimeouts: TcpEvent[];
+}
+
+/** Whether a socket of unknown role dialled out: its local port is in the ephemeral range. */
+export type EphemeralPortTest = (port: number) => boolean;
+
+export class TcpSweeper {
+  private readonly prev = new Map<number, Reading>();
+
+  constructor(private readonly isEphemeral: EphemeralPortTest) {}
+
+  get tracked(): number {
+    return this.prev.size;
+  }
+
+  sweep(stats: readonly SocketStats[], ctx: SweepContext): SweepResult {
+    const records: TcpRecord[] = [];
+    const synTimeouts: TcpEvent[] = [];
+    for (const s of stats) {
+      const before = this.prev.get(s.cookie);
+      if (s.closed) this.prev.delete(s.cookie);
+      else this.prev.set(s.cookie, reading(s));
+      if (before === undefined && s.preexisting) continue;
+      const base = before ?? ZERO;
+      const d = {
+        bytes_sent: s.bytesSent - base.bytesSent,
+        bytes_received: s.bytesReceived - base.bytesReceived,
+        segs_sent: s.segsOut - base.segsOut,
+        segs_received: s.segsIn - base.segsIn,
+        retrans_segs: s.retransSegs - base.retransSegs,
+        rto_count: s.rtoCount - base.rtoCount,
+        resets_sent: s.resetsSent - base.resetsSent,
+        resets_received: s.resetsReceived - base.resetsReceived,
+      };
+      const opened = before === undefined;
+      const idle = !opened && !s.closed && Object.values(d).every((v) => v === 0);
+      if (idle) continue;
+      const role = s.role === 'unknown' ? (this.isEphemeral(s.local.port) ? 'client' : 'server') : s.role;
+      const backend = role === 'client' ? ctx.translate(s) : null;
+      const owner = ctx.ownerOf(s);
+      const record: TcpRecord = {
+        slot_start_ms: ctx.slotStartMs,
+        slot_ms: ctx.slotMs,
+        owner,
+        sock_cookie: s.cookie,
+        role,
+        local: s.local,
+        remote: backend ?? s.remote,
+        remote_orig: backend ? s.remote : null,
+        ...clampNegatives(d),
+        srtt_us: s.srttUs,
+        min_rtt_us: s.minRttUs ?? 0,
+        rtt_hist: subtractHistograms(s.rttHist, base.rttHist),
+        opened,
+        closed: s.closed,
+      };
+      records.push(record);
+      if (opened && role === 'client' && s.synRetrans > 0 && (s.segsIn > 0 || s.bytesReceived > 0 || s.srttUs > 0)) {
+        synTimeouts.push({
+          ts_ms: ctx.toEpochMs(s.openedUs),
+          owner,
+          sock_cookie: s.cookie,
+          kind: 'syn_timeout',
+          role,
+          errno: null,
+          errno_class: null,
+          syn_retrans: Math.min(s.synRetrans, 255),
+          local: record.local,
+          remote: record.remote,
+          remote_orig: record.remote_orig,
+        });
+      }
+    }
+    return { records, synTimeouts };
+  }
+}
+
+function reading(s: SocketStats): Reading {
+  return {
+    bytesSent: s.bytesSent, bytesReceived: s.bytesReceived, segsOut: s.segsOut, segsIn: s.segsIn,
+    retransSegs: s.retransSegs, rtoCount: s.rtoCount, resetsSent: s.resetsSent, resetsReceived: s.resetsReceived,
+    rttHist: s.rttHist,
+  };
+}
+
+/** A counter that went down means the kernel entry was recreated under the same cookie. */
+function clampNegatives<T extends Record<string, number>>(d: T): T {
+  for (const k of Object.keys(d) as (keyof T)[]) if ((d[k] as number) < 0) (d[k] as number) = 0;
+  return d;
+}
