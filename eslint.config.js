@@ -1,11 +1,14 @@
 // One lint over the whole tree; type-aware rules catch the floating promises that
 // otherwise turn into unhandled rejections in long-running daemons.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '.meshlens/**', '**/dist/**', '**/build/**'] },
   js.configs.recommended,
+  // Plain .mjs/.js files are Node scripts (test fixtures, tools).
+  { files: ['**/*.mjs', '**/*.js'], languageOptions: { globals: globals.node } },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
