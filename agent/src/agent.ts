@@ -23,6 +23,8 @@ import { TcpSweeper } from './tcp-records.js';
 export interface AgentHandle {
   readonly probes: Probes;
   readonly metrics: AgentMetrics;
+  /** Records handed to the output so far, by type (what a consumer must eventually see). */
+  readonly produced: Record<keyof Batch, number>;
   /** Where /metrics and /healthz answer, if served. */
   readonly metricsUrl: string | null;
   /** Sweeps now (for the current, unfinished slot) and ships the result. */
@@ -165,6 +167,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     }
   });
 
+  const produced = { tcp: 0, tcp_event: 0, dns: 0 };
   const sweeper = new TcpSweeper(ephemeralRange());
   let lastSweepMs = Date.now();
   let chain = Promise.resolve();
@@ -187,7 +190,10 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       for (const [k, v] of Object.entries(probes.readCounters())) metrics.kernel.set({ counter: k }, v);
       metrics.dnsPending.set(dns.outstanding);
       metrics.natEntries.set([...nat.values()].reduce((n, t) => n + t.size, 0));
-      for (const [type, rs] of Object.entries(batch)) metrics.records.inc({ type }, rs.length);
+      for (const type of ['tcp', 'tcp_event', 'dns'] as const) {
+        metrics.records.inc({ type }, batch[type].length);
+        produced[type] += batch[type].length;
+      }
       await send(batch);
       if (spool) {
         metrics.spoolBytes.set(spool.stats.bytes);
@@ -212,6 +218,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   return {
     probes,
     metrics,
+    produced,
     metricsUrl: addr && typeof addr === 'object' ? `http://${cfg.metricsHost}:${addr.port}` : null,
     flushNow: () => sweep(slotStart(Date.now(), cfg.slotMs)),
     async stop() {

@@ -93,10 +93,14 @@ export class Shipper {
 
   /** Replays the spool oldest segment first, waiting retryMs between failed attempts. */
   private async drainLoop(): Promise<void> {
+    let replayed = 0;
     while (!this.opts.spool.empty && !this.closed) {
       try {
         if (!(await this.ensureConnected())) throw new Error('not connected');
-        await this.opts.spool.replayOldest((msgs) => this.deliver(msgs));
+        await this.opts.spool.replayOldest(async (msgs) => {
+          await this.deliver(msgs);
+          replayed += msgs.length;
+        });
       } catch {
         this.connected = false;
         await this.producer.disconnect().catch(() => undefined);
@@ -106,6 +110,7 @@ export class Shipper {
         });
       }
     }
+    if (this.opts.spool.empty) this.opts.log.info({ messages: replayed }, 'spool drained');
   }
 
   /**

@@ -58,6 +58,6 @@ export function agentCommand(): Command {
         process.once('SIGTERM', resolve);
       });
       await agent.stop();
-      log.info('agent stopped');
+      log.info({ produced: agent.produced }, 'agent stopped');
     });
 }

@@ -1,0 +1,104 @@
+// Kafka stopped for a minute while traffic flows, then restarted: every record the agent
+// produced in that time must arrive exactly once. The broker is the test's own, so the
+// shared one is never disturbed.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
+import { localInfraConfig, repoRoot, startKafka, stopProcess } from '@meshlens/deploy/local';
+import { createLab, Lines, type Lab } from '@meshlens/e2e/netlab';
+import { Topics, decodeFrame, type TcpRecord } from '@meshlens/schemas';
+
+const OUTAGE_MS = Number(process.env.MESHLENS_TEST_KAFKA_OUTAGE_MS ?? 60_000);
+const SLOT_MS = 2000;
+const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
+const stateDir = mkdtempSync(join(tmpdir(), 'meshlens-outage-kafka-'));
+const spoolDir = mkdtempSync(join(tmpdir(), 'meshlens-outage-spool-'));
+const cfg = localInfraConfig({ ...process.env, MESHLENS_STATE_DIR: stateDir, MESHLENS_KAFKA_PORT: '49292', MESHLENS_KAFKA_CONTROLLER_PORT: '49293' });
+const brokers = [`127.0.0.1:${cfg.kafkaPort}`];
+
+describe('agent while Kafka is away', () => {
+  let lab: Lab;
+  let brokerPid = 0;
+
+  before(async () => {
+    brokerPid = (await startKafka(cfg)).pid;
+    lab = await createLab({ prefix: 'agout', hosts: [{ name: 'a' }, { name: 'b' }] });
+  });
+
+  after(async () => {
+    if (brokerPid) await stopProcess(brokerPid);
+    await lab?.destroy();
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(spoolDir, { recursive: true, force: true });
+  });
+
+  it(`delivers every record produced during a ${OUTAGE_MS / 1000} s outage exactly once`, async () => {
+    const node = `outage-${randomUUID().slice(0, 8)}`;
+    const agent = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'cli/src/main.ts', 'agent', '--netns', lab.host('a').ns, '--netns', lab.host('b').ns, '--node', node,
+        '--slot-ms', String(SLOT_MS), '--brokers', brokers.join(','), '--spool-dir', spoolDir, '--metrics-port', '0'],
+      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    const log = new Lines(agent, agent.stderr!);
+    try {
+      await log.next((l) => l.includes('"agent running"'), 30_000);
+      const server = lab.host('b').spawn(process.execPath, [fixture('server.mjs'), '8080', '1000']);
+      await new Lines(server, server.stdout!).next((l) => l === 'listening');
+      const traffic = (n: number) => lab.host('a').exec(process.execPath, [fixture('client.mjs'), lab.host('b').ip4, '8080', String(n), '2000']);
+
+      await traffic(5);
+      await stopProcess(brokerPid);
+      brokerPid = 0;
+      // Connections keep coming for the whole outage; each slot's records go to the spool.
+      const until = Date.now() + OUTAGE_MS;
+      let made = 5;
+      while (Date.now() < until) {
+        await traffic(5);
+        made += 5;
+      }
+      brokerPid = (await startKafka(cfg)).pid;
+      await log.next((l) => l.includes('"spool drained"'), 60_000);
+      await traffic(5);
+      made += 5;
+
+      agent.kill('SIGTERM');
+      const stopped = JSON.parse(await log.next((l) => l.includes('"agent stopped"'), 15_000)) as { produced: { tcp: number } };
+      assert.ok(stopped.produced.tcp >= 2 * made, `produced ${stopped.produced.tcp} tcp records for ${made} connections`);
+
+      const kafka = new Kafka({ clientId: 'meshlens-test', brokers, logLevel: logLevel.NOTHING });
+      const consumer = kafka.consumer({ groupId: `meshlens-test-${randomUUID()}` });
+      await consumer.connect();
+      await consumer.subscribe({ topic: Topics.tcp, fromBeginning: true });
+      const got: TcpRecord[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`consumed ${got.length} of ${stopped.produced.tcp}`)), 60_000);
+        consumer
+          .run({
+            eachMessage: async ({ message }) => {
+              for (const r of decodeFrame(message.value!).records as TcpRecord[]) if (r.owner.node === node) got.push(r);
+              if (got.length >= stopped.produced.tcp) {
+                clearTimeout(timer);
+                resolve();
+              }
+            },
+          })
+          .catch(reject);
+      });
+      await consumer.disconnect();
+      assert.equal(got.length, stopped.produced.tcp, 'every produced record arrives');
+      const ids = new Set(got.map((r) => `${r.sock_cookie}@${r.slot_start_ms}`));
+      assert.equal(ids.size, got.length, 'no record arrives twice');
+      const clientClosed = got.filter((r) => r.role === 'client' && r.closed).length;
+      assert.equal(clientClosed, made, 'every connection made during the run is in Kafka');
+    } finally {
+      if (agent.exitCode === null) agent.kill('SIGKILL');
+    }
+  });
+});
