@@ -1,0 +1,134 @@
+/**
+ * What the whole agent (probes + sweeps + records + output) costs, as root on this machine:
+ *  1. user-space CPU and RSS of the agent process at 100 new connections/s with 1,000 open
+ *     sockets, against the same agent idle in the same run (target: <= 0.25% of one core);
+ *  2. RSS with 50k concurrent sockets and over a churn of many short connections (bounded?);
+ *  3. loopback slowdown with the agent running vs. without, interleaved rounds, medians
+ *     (target <= 3%), using bpf/bench/loadgen.c.
+ *   node --import tsx bench/agent.bench.ts [seconds=60] [churn=1000000] [rounds=5]
+ * Output goes to /dev/null through --output stdout: the cost measured is the agent's own,
+ * not a broker's; Kafka shipping is measured by the pipeline benchmark.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const [seconds = 60, churn = 1_000_000, rounds = 5] = process.argv.slice(2).map(Number);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'meshlens-agent-bench-'));
+const loadgen = join(dir, 'loadgen');
+execFileSync('cc', ['-O2', '-pthread', '-o', loadgen, join(root, 'bpf/bench/loadgen.c')]);
+const CLK_TCK = 100;
+
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime
+}
+function rssMiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function waitLine(child: ChildProcess, stream: NodeJS.ReadableStream, want: (l: string) => boolean): Promise<void> {
+  const rl = createInterface({ input: stream });
+  await new Promise<void>((resolve, reject) => {
+    rl.on('line', (l) => want(l) && resolve());
+    child.once('exit', (code) => reject(new Error(`exited with ${code} before the expected line`)));
+  });
+}
+
+async function startAgent(): Promise<ChildProcess> {
+  const agent = spawn(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', 'agent', '--output', 'stdout', '--metrics-port', '0', '--slot-ms', '10000'], {
+    cwd: root,
+    stdio: ['ignore', openSync('/dev/null', 'w'), 'pipe'],
+  });
+  await waitLine(agent, agent.stderr!, (l) => l.includes('"agent running"'));
+  return agent;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/**
+ * n held connections (2n sockets) spread over processes: a process may not hold more than
+ * 20,000 descriptors here and raising that needs CAP_SYS_RESOURCE, which we do not have.
+ */
+async function load(n: number, secs: number, rate: number): Promise<ChildProcess[]> {
+  const procs = Math.max(1, Math.ceil((2 * n) / 18_000));
+  const gens = Array.from({ length: procs }, (_, i) =>
+    spawn(process.execPath, [join(root, 'bench/fixtures/sockets.mjs'), 'hold', String(Math.ceil(n / procs)), String(secs), String(i === 0 ? rate : 0)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
+  await Promise.all(gens.map((g) => waitLine(g, g.stdout!, (l) => l === 'ready')));
+  return gens;
+}
+
+/** Agent CPU over `secs` while `during` runs; the agent is started fresh and warmed up. */
+async function agentCpu(secs: number, during: () => Promise<ChildProcess[]>): Promise<{ cpuPct: number; rss: number }> {
+  const agent = await startAgent();
+  try {
+    const gen = await during();
+    const c0 = cpuSeconds(agent.pid!);
+    const t0 = Date.now();
+    let rss = 0;
+    while (Date.now() - t0 < secs * 1000) {
+      await new Promise((r) => setTimeout(r, 1000));
+      rss = Math.max(rss, rssMiB(agent.pid!));
+    }
+    const cpuPct = ((cpuSeconds(agent.pid!) - c0) / ((Date.now() - t0) / 1000)) * 100;
+    for (const g of gen) await stop(g);
+    return { cpuPct, rss };
+  } finally {
+    await stop(agent);
+  }
+}
+
+try {
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, node ${process.version}, ${new Date().toISOString()}`);
+  const idle = await agentCpu(seconds, async () => []);
+  const busy = await agentCpu(seconds, () => load(1000, seconds + 5, 100));
+  console.log(`1. agent CPU idle ${idle.cpuPct.toFixed(3)}% of a core (RSS ${idle.rss.toFixed(0)} MiB); ` +
+    `1,000 open sockets + 100 new conn/s: ${busy.cpuPct.toFixed(3)}% (RSS ${busy.rss.toFixed(0)} MiB); difference ${(busy.cpuPct - idle.cpuPct).toFixed(3)}%`);
+
+  const many = await agentCpu(Math.max(30, seconds / 2), () => load(25_000, Math.max(30, seconds / 2) + 5, 0));
+  console.log(`2a. 50k concurrent sockets (25k loopback connections): agent RSS peak ${many.rss.toFixed(0)} MiB, CPU ${many.cpuPct.toFixed(2)}%`);
+  {
+    const agent = await startAgent();
+    const rssAt: number[] = [];
+    const step = churn / 5;
+    for (let i = 0; i < 5; i++) {
+      execFileSync(loadgen, ['short', String(step)]);
+      rssAt.push(rssMiB(agent.pid!));
+    }
+    await stop(agent);
+    console.log(`2b. RSS after each ${step.toLocaleString('en')} of ${churn.toLocaleString('en')} short connections: ${rssAt.map((r) => r.toFixed(0)).join(', ')} MiB`);
+  }
+
+  const rate: Record<'off' | 'on', { short: number[]; bulk: number[] }> = { off: { short: [], bulk: [] }, on: { short: [], bulk: [] } };
+  for (let r = 0; r < rounds; r++) {
+    for (const side of r % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+      const agent = side === 'on' ? await startAgent() : null;
+      try {
+        rate[side].short.push(5000 / Number(execFileSync(loadgen, ['short', '5000']).toString()));
+        rate[side].bulk.push(2000 / Number(execFileSync(loadgen, ['bulk', '2000']).toString()));
+      } finally {
+        if (agent) await stop(agent);
+      }
+    }
+  }
+  for (const [mode, unit] of [['short', 'conn/s'], ['bulk', 'MiB/s']] as const) {
+    const a = median(rate.off[mode]);
+    const b = median(rate.on[mode]);
+    console.log(`3. ${mode}: without agent ${a.toFixed(0)} ${unit}, with agent ${b.toFixed(0)} ${unit}, slowdown ${(((a - b) / a) * 100).toFixed(1)}% (median of ${rounds})`);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
