@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
 import { connectionsFor, localInfraConfig, repoRoot } from '@meshlens/deploy/local';
 import { createLab, serviceAddress, Lines, type Lab } from '@meshlens/e2e/netlab';
-import { Topics, connectionKey, decodeFrame, type TcpRecord } from '@meshlens/schemas';
+import { consumeRecords, type Consumed } from '@meshlens/e2e/kafka';
+import { Topics, connectionKey, type TcpRecord } from '@meshlens/schemas';
 import { msUntilNextSlot } from '../src/slots.js';
 
 const SLOT_MS = 3000;
@@ -81,43 +81,27 @@ describe('agents on two lab nodes -> Kafka', () => {
       assert.ok(Date.now() - t0 < 5000, `agent took ${Date.now() - t0} ms to stop`);
     }
 
-    const kafka = new Kafka({ clientId: 'meshlens-test', brokers, logLevel: logLevel.NOTHING });
-    const consumer = kafka.consumer({ groupId: `meshlens-test-${randomUUID()}` });
-    await consumer.connect();
-    await consumer.subscribe({ topic: Topics.tcp, fromBeginning: true });
-    const seen: { partition: number; r: TcpRecord }[] = [];
-    const closedCount = () => seen.filter((x) => x.r.closed && x.r.local.port !== 8080).length;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`saw ${closedCount()} closed client records of ${truth.size}`)), 60_000);
-      consumer
-        .run({
-          eachMessage: async ({ partition, message }) => {
-            for (const r of decodeFrame(message.value!).records as TcpRecord[]) {
-              if (r.owner.node === nodes.client || r.owner.node === nodes.server) seen.push({ partition, r });
-            }
-            const serverClosed = seen.filter((x) => x.r.closed && x.r.local.port === 8080).length;
-            if (closedCount() >= truth.size && serverClosed >= truth.size) {
-              clearTimeout(timer);
-              resolve();
-            }
-          },
-        })
-        .catch(reject);
+    const isOurs = (r: TcpRecord) => r.owner.node === nodes.client || r.owner.node === nodes.server;
+    const closedBy = (xs: Consumed<TcpRecord>[], server: boolean) => xs.filter((x) => x.record.closed && (x.record.local.port === 8080) === server).length;
+    const seen = await consumeRecords<TcpRecord>({
+      brokers,
+      topic: Topics.tcp,
+      keep: isOurs,
+      done: (xs) => closedBy(xs, false) >= truth.size && closedBy(xs, true) >= truth.size,
     });
-    await consumer.disconnect();
 
     for (const [port, t] of truth) {
-      const clientSide = seen.filter((x) => x.r.owner.node === nodes.client && x.r.local.port === port);
-      const serverSide = seen.filter((x) => x.r.owner.node === nodes.server && x.r.remote.port === port);
+      const clientSide = seen.filter((x) => x.record.owner.node === nodes.client && x.record.local.port === port);
+      const serverSide = seen.filter((x) => x.record.owner.node === nodes.server && x.record.remote.port === port);
       assert.ok(clientSide.length >= 1 && serverSide.length >= 1, `connection from port ${port}: both sides`);
-      const c = clientSide[0]!.r;
-      const s = serverSide[0]!.r;
+      const c = clientSide[0]!.record;
+      const s = serverSide[0]!.record;
       assert.equal(c.role, 'client');
       assert.equal(s.role, 'server');
       assert.equal(connectionKey(c.local, c.remote), connectionKey(s.local, s.remote), `port ${port}: same key after NAT`);
       assert.deepEqual(new Set([...clientSide, ...serverSide].map((x) => x.partition)).size, 1, `port ${port}: one partition`);
       assert.equal(c.slot_start_ms, s.slot_start_ms, `port ${port}: same slot`);
-      const sum = (xs: typeof seen, f: (r: TcpRecord) => number) => xs.reduce((n, x) => n + f(x.r), 0);
+      const sum = (xs: typeof seen, f: (r: TcpRecord) => number) => xs.reduce((n, x) => n + f(x.record), 0);
       assert.equal(sum(clientSide, (r) => r.bytes_sent), t.sent, `port ${port}: client bytes sent`);
       assert.equal(sum(clientSide, (r) => r.bytes_received), t.received, `port ${port}: client bytes received`);
       assert.equal(sum(serverSide, (r) => r.bytes_received), serverTruth.get(port)!.received, `port ${port}: server bytes received`);

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
 import { localInfraConfig, repoRoot, startKafka, stopProcess } from '@meshlens/deploy/local';
 import { createLab, Lines, type Lab } from '@meshlens/e2e/netlab';
-import { Topics, decodeFrame, type TcpRecord } from '@meshlens/schemas';
+import { consumeRecords } from '@meshlens/e2e/kafka';
+import { Topics, type TcpRecord } from '@meshlens/schemas';
 
 const OUTAGE_MS = Number(process.env.MESHLENS_TEST_KAFKA_OUTAGE_MS ?? 60_000);
 const SLOT_MS = 2000;
@@ -72,26 +72,9 @@ describe('agent while Kafka is away', () => {
       const stopped = JSON.parse(await log.next((l) => l.includes('"agent stopped"'), 15_000)) as { produced: { tcp: number } };
       assert.ok(stopped.produced.tcp >= 2 * made, `produced ${stopped.produced.tcp} tcp records for ${made} connections`);
 
-      const kafka = new Kafka({ clientId: 'meshlens-test', brokers, logLevel: logLevel.NOTHING });
-      const consumer = kafka.consumer({ groupId: `meshlens-test-${randomUUID()}` });
-      await consumer.connect();
-      await consumer.subscribe({ topic: Topics.tcp, fromBeginning: true });
-      const got: TcpRecord[] = [];
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`consumed ${got.length} of ${stopped.produced.tcp}`)), 60_000);
-        consumer
-          .run({
-            eachMessage: async ({ message }) => {
-              for (const r of decodeFrame(message.value!).records as TcpRecord[]) if (r.owner.node === node) got.push(r);
-              if (got.length >= stopped.produced.tcp) {
-                clearTimeout(timer);
-                resolve();
-              }
-            },
-          })
-          .catch(reject);
-      });
-      await consumer.disconnect();
+      const got = (
+        await consumeRecords<TcpRecord>({ brokers, topic: Topics.tcp, keep: (r) => r.owner.node === node, done: (xs) => xs.length >= stopped.produced.tcp })
+      ).map((x) => x.record);
       assert.equal(got.length, stopped.produced.tcp, 'every produced record arrives');
       const ids = new Set(got.map((r) => `${r.sock_cookie}@${r.slot_start_ms}`));
       assert.equal(ids.size, got.length, 'no record arrives twice');

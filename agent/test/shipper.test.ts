@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { pino } from 'pino';
 import { localInfraConfig, startKafka, stopProcess } from '@meshlens/deploy/local';
-import { decodeFrame, encodeFrame, sampleTcpRecords } from '@meshlens/schemas';
+import { consumeRecords } from '@meshlens/e2e/kafka';
+import { encodeFrame, sampleTcpRecords, type TcpRecord } from '@meshlens/schemas';
 import { Shipper } from '../src/shipper.js';
 import { Spool, type SpooledMessage } from '../src/spool.js';
 
@@ -69,27 +70,9 @@ describe('shipper: Kafka goes away and comes back', () => {
     await shipper.send(batch(3));
     await shipper.close();
 
-    const consumer = kafka.consumer({ groupId: `meshlens-test-${randomUUID()}` });
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
+    const seen = await consumeRecords<TcpRecord>({ brokers: [`127.0.0.1:${cfg.kafkaPort}`], topic, done: (xs) => xs.length === 4 * PARTITIONS * 20 });
     const cookies = new Map<number, number[]>();
-    let messages = 0;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`only ${messages} messages arrived`)), 30_000);
-      consumer
-        .run({
-          eachMessage: async ({ partition, message }) => {
-            const frame = decodeFrame(message.value!);
-            cookies.set(partition, [...(cookies.get(partition) ?? []), ...frame.records.map((r) => (r as { sock_cookie: number }).sock_cookie)]);
-            if (++messages === 4 * PARTITIONS) {
-              clearTimeout(timer);
-              resolve();
-            }
-          },
-        })
-        .catch(reject);
-    });
-    await consumer.disconnect();
+    for (const x of seen) cookies.set(x.partition, [...(cookies.get(x.partition) ?? []), x.record.sock_cookie]);
     for (let p = 0; p < PARTITIONS; p++) {
       const expected = [0, 1, 2, 3].flatMap((b) => Array.from({ length: 20 }, (_, i) => b * 1000 + p * 100 + i));
       assert.deepEqual(cookies.get(p), expected, `partition ${p}: every record once, in order`);

@@ -5,9 +5,9 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Kafka, Partitioners, logLevel, type Admin } from 'kafkajs';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
+import { consumeRecords } from '@meshlens/e2e/kafka';
 import {
   connectionKey,
-  decodeFrame,
   encodeFrame,
   partitionOf,
   sampleTcpRecords,
@@ -50,29 +50,9 @@ describe('frames over the embedded Kafka', () => {
     });
     await producer.disconnect();
 
-    const consumer = kafka.consumer({ groupId: `meshlens-test-${randomUUID()}` });
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
+    const seen = await consumeRecords<TcpRecord>({ brokers: conn.kafkaBrokers, topic, done: (xs) => xs.length === records.length, timeoutMs: 30_000 });
     const received = new Map<number, TcpRecord[]>();
-    let frames = 0;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`only ${frames} of ${byPartition.size} frames arrived`)), 30_000);
-      consumer
-        .run({
-          eachMessage: async ({ partition, message }) => {
-            assert.ok(message.value);
-            const frame = decodeFrame(message.value);
-            assert.deepEqual(frame.invalid, []);
-            received.set(partition, frame.records as TcpRecord[]);
-            if (++frames === byPartition.size) {
-              clearTimeout(timer);
-              resolve();
-            }
-          },
-        })
-        .catch(reject);
-    });
-    await consumer.disconnect();
+    for (const x of seen) received.set(x.partition, [...(received.get(x.partition) ?? []), x.record]);
     assert.deepEqual(received, byPartition);
   });
 
