@@ -4,7 +4,7 @@
  *     sockets, against the same agent idle in the same run (target: <= 0.25% of one core);
  *  2. RSS with 50k concurrent sockets and over a churn of many short connections (bounded?);
  *  3. loopback slowdown with the agent running vs. without, interleaved rounds, medians
- *     (target <= 3%), using bpf/bench/loadgen.c.
+ *     (target <= 3%), using bench/loadgen.c.
  *   node --import tsx bench/agent.bench.ts [seconds=60] [churn=1000000] [rounds=5]
  * Output goes to /dev/null through --output stdout: the cost measured is the agent's own,
  * not a broker's; Kafka shipping is measured by the pipeline benchmark.
@@ -20,7 +20,7 @@ const [seconds = 60, churn = 1_000_000, rounds = 5] = process.argv.slice(2).map(
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'meshlens-agent-bench-'));
 const loadgen = join(dir, 'loadgen');
-execFileSync('cc', ['-O2', '-pthread', '-o', loadgen, join(root, 'bpf/bench/loadgen.c')]);
+execFileSync('cc', ['-O2', '-pthread', '-o', loadgen, join(root, 'bench/loadgen.c')]);
 const CLK_TCK = 100;
 
 function cpuSeconds(pid: number): number {

@@ -1,9 +1,12 @@
 /**
- * A lenient DNS message parser for captured packets: the kernel copies at most 512
- * bytes, so a long answer section may be cut; whatever was captured is still returned and
- * `complete` says whether every record announced in the header was read.
+ * DNS messages in captured packets, decoded by dns-packet. The kernel copies at most 512
+ * bytes, so a long message may be cut short, and the library rejects a cut message as a
+ * whole: the message is then decoded again announcing fewer answers, which keeps the header,
+ * the question and every answer that was captured whole. `complete` says whether every
+ * question and answer the header announced was read.
  */
-import { ipv4, ipv6 } from './ip.js';
+import { decode, type Answer, type DecodedPacket } from 'dns-packet';
+import { toType } from 'dns-packet/types.js';
 
 export interface DnsAnswer {
   name: string;
@@ -27,84 +30,77 @@ export interface DnsMessage {
 
 export const DNS_TYPE = { A: 1, CNAME: 5, AAAA: 28 } as const;
 
-class Truncated extends Error {}
-
-/** Reads a possibly compressed name starting at `off`; returns it and the offset after it. */
-function readName(b: Buffer, off: number): [string, number] {
-  const labels: string[] = [];
-  let end = -1;
-  let hops = 0;
-  for (;;) {
-    if (off >= b.length) throw new Truncated();
-    const len = b[off]!;
-    if (len === 0) {
-      off += 1;
-      break;
-    }
-    if ((len & 0xc0) === 0xc0) {
-      if (off + 1 >= b.length) throw new Truncated();
-      if (end < 0) end = off + 2;
-      // Bounded so a pointer loop in a hostile packet cannot spin.
-      if (++hops > 64) throw new Error('DNS name compression loop');
-      off = ((len & 0x3f) << 8) | b[off + 1]!;
-      continue;
-    }
-    if (off + 1 + len > b.length) throw new Truncated();
-    labels.push(b.toString('latin1', off + 1, off + 1 + len));
-    off += 1 + len;
+/**
+ * Decodes the header, the first `qd` questions and the first `an` answers of `msg`, or null
+ * when they are not all in it. Authority and additional records are never needed, so they
+ * are left out of the count and cannot fail the decode.
+ */
+function decodeFirst(msg: Buffer, qd: number, an: number): DecodedPacket | null {
+  const b = Buffer.from(msg);
+  b.writeUInt16BE(qd, 4);
+  b.writeUInt16BE(an, 6);
+  b.writeUInt32BE(0, 8);
+  try {
+    const p = decode(b);
+    // Fixed-size records (A, AAAA) are read without a bounds check: a record cut inside its
+    // data shows up only as having been read past the end.
+    return decode.bytes <= b.length ? p : null;
+  } catch {
+    return null;
   }
-  return [labels.join('.'), end < 0 ? off : end];
+}
+
+/** The most of a cut message that decodes: its questions and as many whole answers as fit. */
+function decodeCut(b: Buffer, qd: number, an: number): DecodedPacket | null {
+  const questions = decodeFirst(b, qd, 0);
+  // With a later question cut, the first may still be whole; no answer can be.
+  if (!questions) return qd > 1 ? decodeFirst(b, 1, 0) : null;
+  // Fewer answers decode whenever more do, so the most that fit is found by bisection.
+  let best = questions;
+  let [lo, hi] = [1, an - 1];
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const got = decodeFirst(b, qd, mid);
+    if (got) [best, lo] = [got, mid + 1];
+    else hi = mid - 1;
+  }
+  return best;
+}
+
+// The canonical (RFC 5952) text that ip.ts gives socket addresses, so answers and flow
+// endpoints compare as strings; the WHATWG URL serialiser produces exactly that form.
+const canonicalIpv6 = (text: string) => new URL(`http://[${text}]/`).hostname.slice(1, -1);
+
+function answerOf(a: Answer): DnsAnswer {
+  const type = toType(a.type);
+  let value: string | null = null;
+  if (a.type === 'A' || a.type === 'CNAME') value = a.data;
+  else if (a.type === 'AAAA') value = canonicalIpv6(a.data);
+  return { name: a.name, type, ttl: 'ttl' in a ? (a.ttl ?? 0) : 0, value };
 }
 
 /** Parses one DNS message; null when `b` does not even hold a header and a question. */
 export function parseDnsMessage(b: Buffer): DnsMessage | null {
   if (b.length < 12) return null;
-  const flags = b.readUInt16BE(2);
   const qd = b.readUInt16BE(4);
   const an = b.readUInt16BE(6);
-  const msg: DnsMessage = {
-    id: b.readUInt16BE(0),
-    response: (flags & 0x8000) !== 0,
+  if (qd < 1) return null;
+  const whole = decodeFirst(b, qd, an);
+  const p = whole ?? decodeCut(b, qd, an);
+  const q = p?.questions?.[0];
+  if (!p || !q) return null;
+  const flags = p.flags ?? 0;
+  return {
+    id: p.id ?? 0,
+    response: p.flag_qr,
     opcode: (flags >> 11) & 0xf,
     rcode: flags & 0xf,
-    truncated: (flags & 0x0200) !== 0,
-    qname: '',
-    qtype: 0,
-    answers: [],
-    complete: false,
+    truncated: p.flag_tc,
+    qname: q.name,
+    qtype: toType(q.type),
+    answers: (p.answers ?? []).map(answerOf),
+    complete: whole !== null,
   };
-  try {
-    let off = 12;
-    if (qd < 1) return null;
-    for (let i = 0; i < qd; i++) {
-      const [name, next] = readName(b, off);
-      if (next + 4 > b.length) throw new Truncated();
-      if (i === 0) {
-        msg.qname = name;
-        msg.qtype = b.readUInt16BE(next);
-      }
-      off = next + 4;
-    }
-    for (let i = 0; i < an; i++) {
-      const [name, next] = readName(b, off);
-      if (next + 10 > b.length) throw new Truncated();
-      const type = b.readUInt16BE(next);
-      const ttl = b.readUInt32BE(next + 4);
-      const rdlen = b.readUInt16BE(next + 8);
-      const rd = next + 10;
-      if (rd + rdlen > b.length) throw new Truncated();
-      let value: string | null = null;
-      if ((type === DNS_TYPE.A && rdlen === 4) || (type === DNS_TYPE.AAAA && rdlen === 16)) value = rdlen === 4 ? ipv4(b, rd) : ipv6(b, rd);
-      else if (type === DNS_TYPE.CNAME) value = readName(b, rd)[0];
-      msg.answers.push({ name, type, ttl, value });
-      off = rd + rdlen;
-    }
-    msg.complete = true;
-  } catch (e) {
-    if (!(e instanceof Truncated)) return null;
-    if (!msg.qname) return null;
-  }
-  return msg;
 }
 
 /**

@@ -3,13 +3,13 @@
 // round so drift on a shared machine hits both sides), reporting medians; then one more
 // pass with the kernel's run-time accounting on (it costs time itself, so it is kept out
 // of the timed rounds) for the time spent in each program.
-//   node --import tsx bpf/bench/loopback.ts [rounds=7] [connections=5000] [megabytes=2000]
+//   node --import tsx bench/probes.bench.ts [rounds=7] [connections=5000] [megabytes=2000]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openProbes, type Probes, type ProgramStats } from '../src/index.js';
+import { openProbes, type Probes, type ProgramStats } from '@meshlens/bpf';
 
 const [rounds = 7, conns = 5000, mb = 2000] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), 'mlbpf-bench-'));

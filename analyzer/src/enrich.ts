@@ -1,0 +1,64 @@
+/**
+ * Labels for one end of a connection as of a time window: the local end from the socket
+ * owner the agent captured (pod UID beats IP: it survives hostNetwork and IP reuse), the
+ * remote end from the IP index, then from DNS answers (`external:<name>`), then the bare IP.
+ */
+import type { Endpoint, Owner } from '@meshlens/schemas';
+import type { DnsNames } from './dns-names.js';
+import type { MetadataIndex } from './metadata-index.js';
+
+export interface SideLabel {
+  /** pod / node / service when known to the cluster; external when named by DNS; ip otherwise. */
+  kind: 'pod' | 'node' | 'service' | 'external' | 'ip';
+  node: string;
+  zone: string;
+  namespace: string;
+  workload: string;
+  service: string;
+  pod: string;
+  podUid: string;
+}
+
+export interface Window {
+  fromMs: number;
+  toMs: number;
+}
+
+function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.');
+}
+
+export type PathKind = 'network' | 'same_node' | 'same_pod' | 'loopback';
+
+export class Enricher {
+  constructor(
+    private readonly index: MetadataIndex,
+    private readonly names: DnsNames,
+  ) {}
+
+  local(owner: Owner, ep: Endpoint, w: Window): SideLabel {
+    const byUid = owner.pod_uid ? this.index.podByUid(owner.pod_uid) : null;
+    const found = byUid ?? this.index.resolve(ep.ip, w.fromMs, w.toMs);
+    if (found) return { ...found, node: found.node || owner.node, zone: found.zone || this.index.zoneOf(owner.node) };
+    // An instrumented socket always has a node, even when its pod is not (yet) known.
+    return { kind: 'node', node: owner.node, zone: this.index.zoneOf(owner.node), namespace: '', workload: `node:${owner.node}`, service: '', pod: '', podUid: owner.pod_uid ?? '' };
+  }
+
+  /** `dialled` is the pre-NAT address (a service IP): it names the service when the pod behind it is unknown. */
+  remote(ep: Endpoint, w: Window, dialled: Endpoint | null = null): SideLabel {
+    const found = this.index.resolve(ep.ip, w.fromMs, w.toMs) ?? (dialled ? this.index.resolve(dialled.ip, w.fromMs, w.toMs) : null);
+    if (found) return found;
+    const name = this.names.nameOf(ep.ip, w.toMs) ?? (dialled ? this.names.nameOf(dialled.ip, w.toMs) : null);
+    const workload = name ? `external:${name}` : ep.ip;
+    return { kind: name ? 'external' : 'ip', node: '', zone: '', namespace: '', workload, service: '', pod: '', podUid: '' };
+  }
+
+  static path(clientIp: string, serverIp: string, client: SideLabel, server: SideLabel, sameNetns: boolean): PathKind {
+    if (isLoopback(clientIp) || isLoopback(serverIp)) return 'loopback';
+    if (sameNetns || (client.podUid !== '' && client.podUid === server.podUid)) return 'same_pod';
+    if (client.node !== '' && client.node === server.node) return 'same_node';
+    return 'network';
+  }
+}
+
+export { isLoopback };

@@ -1,0 +1,10 @@
+export { startAnalyzer, type Analyzer } from './analyzer.js';
+export { analyzerConfigSchema, configFromEnv, type AnalyzerConfig, type AnalyzerConfigInput } from './config.js';
+export { Matcher, type FlowGroup } from './matcher.js';
+export { MetadataIndex } from './metadata-index.js';
+export { DnsNames } from './dns-names.js';
+export { Enricher } from './enrich.js';
+export { ingest } from './ingest.js';
+export { ClickHouseSink } from './sink.js';
+export { flowRow } from './rows.js';
+export { createMetrics } from './metrics.js';

@@ -1,0 +1,134 @@
+/**
+ * Per-partition matching of the two ends of a connection. Pure and deterministic: the same
+ * messages fed from the same restored state emit the same groups in the same order, which
+ * is what lets a replay after a crash reproduce an insert exactly (and ClickHouse drop it by
+ * its token). No I/O, no clocks; time is the slots the records carry.
+ */
+import { connectionKey, mergeHistograms, type TcpRecord } from '@meshlens/schemas';
+import { isLoopback } from './enrich.js';
+
+export interface FlowGroup {
+  key: string;
+  slotStartMs: number;
+  slotMs: number;
+  client: TcpRecord | null;
+  server: TcpRecord | null;
+  /** Arrived after the watermark had passed its slot: stored as is, never matched. */
+  late: boolean;
+}
+
+interface Slot {
+  groups: Map<string, FlowGroup>;
+  minOffset: number;
+}
+
+/** Loopback addresses repeat in every network namespace; only the netns tells connections apart. */
+function keyOf(r: TcpRecord): string {
+  const key = connectionKey(r.local, r.remote);
+  return isLoopback(r.local.ip) ? `${key}@${r.owner.node}/${r.owner.netns}` : key;
+}
+
+/** Two records of one side in one slot: a 4-tuple reused within the slot. Counters add up. */
+function mergeSide(a: TcpRecord, b: TcpRecord): TcpRecord {
+  return {
+    ...b,
+    bytes_sent: a.bytes_sent + b.bytes_sent,
+    bytes_received: a.bytes_received + b.bytes_received,
+    segs_sent: a.segs_sent + b.segs_sent,
+    segs_received: a.segs_received + b.segs_received,
+    retrans_segs: a.retrans_segs + b.retrans_segs,
+    rto_count: a.rto_count + b.rto_count,
+    resets_sent: a.resets_sent + b.resets_sent,
+    resets_received: a.resets_received + b.resets_received,
+    min_rtt_us: Math.min(a.min_rtt_us, b.min_rtt_us),
+    rtt_hist: mergeHistograms(a.rtt_hist, b.rtt_hist),
+    opened: a.opened || b.opened,
+    closed: a.closed || b.closed,
+  };
+}
+
+export interface MatcherState {
+  /** Slots starting before this are closed. */
+  watermarkMs: number;
+  /** Records at offsets up to here in closed slots were emitted before a restart: skip them. */
+  emittedThrough: number;
+}
+
+export class Matcher {
+  private readonly slots = new Map<number, Slot>();
+  private maxSlotMs = Number.NEGATIVE_INFINITY;
+  private heldCount = 0;
+  watermarkMs: number;
+  private readonly emittedThrough: number;
+
+  constructor(
+    private readonly graceMs: number,
+    state: MatcherState,
+  ) {
+    this.watermarkMs = state.watermarkMs;
+    this.emittedThrough = state.emittedThrough;
+  }
+
+  get held(): number {
+    return this.heldCount;
+  }
+
+  /** Adds one record; a late one comes straight out in `out`. Returns false when it was skipped as already emitted. */
+  add(r: TcpRecord, offset: number, out: FlowGroup[]): boolean {
+    if (r.slot_start_ms < this.watermarkMs) {
+      if (offset <= this.emittedThrough) return false;
+      out.push({ key: keyOf(r), slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? r : null, server: r.role === 'server' ? r : null, late: true });
+      return true;
+    }
+    if (r.slot_start_ms > this.maxSlotMs) this.maxSlotMs = r.slot_start_ms;
+    let slot = this.slots.get(r.slot_start_ms);
+    if (!slot) {
+      slot = { groups: new Map(), minOffset: offset };
+      this.slots.set(r.slot_start_ms, slot);
+    }
+    const key = keyOf(r);
+    let g = slot.groups.get(key);
+    if (!g) {
+      g = { key, slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: null, server: null, late: false };
+      slot.groups.set(key, g);
+    }
+    const prev = r.role === 'client' ? g.client : g.server;
+    if (r.role === 'client') g.client = prev ? mergeSide(prev, r) : r;
+    else g.server = prev ? mergeSide(prev, r) : r;
+    if (!prev) this.heldCount++;
+    return true;
+  }
+
+  /** After each message: moves the watermark to the newest slot minus grace and emits closed slots. */
+  advance(out: FlowGroup[]): void {
+    this.advanceTo(this.maxSlotMs - this.graceMs, out);
+  }
+
+  /** Moves the watermark to at least `watermarkMs` and emits every slot that closes. */
+  advanceTo(watermarkMs: number, out: FlowGroup[]): void {
+    if (watermarkMs <= this.watermarkMs) return;
+    this.watermarkMs = watermarkMs;
+    const closing = [...this.slots.keys()].filter((s) => s < watermarkMs).sort((a, b) => a - b);
+    for (const s of closing) {
+      for (const g of this.slots.get(s)!.groups.values()) {
+        out.push(g);
+        this.heldCount -= (g.client ? 1 : 0) + (g.server ? 1 : 0);
+      }
+      this.slots.delete(s);
+    }
+  }
+
+  /** A watermark past every held slot: what an idle partition flushes to. */
+  closeAllWatermark(): number {
+    let max = this.watermarkMs;
+    for (const s of this.slots.keys()) if (s + 1 > max) max = s + 1;
+    return max;
+  }
+
+  /** Oldest offset whose records are still held; the partition may not be committed past it. */
+  heldFromOffset(): number | null {
+    let min: number | null = null;
+    for (const s of this.slots.values()) if (min === null || s.minOffset < min) min = s.minOffset;
+    return min;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * What each agent topic turns into, per partition. Processors are the sharded stages of the
+ * pipeline: one instance per (topic, partition), state owned by that instance alone, fed
+ * messages in offset order by its PartitionWorker.
+ */
+import type { DnsRecord, RecordTypeName, TcpEvent, TcpRecord } from '@meshlens/schemas';
+import type { Enricher } from './enrich.js';
+import { Matcher, type FlowGroup, type MatcherState } from './matcher.js';
+import type { Metrics } from './metrics.js';
+import { dnsRow, eventRow, flowRow } from './rows.js';
+
+/** Rows of one unit of work, by table, in emission order. */
+export type UnitRows = Map<string, Record<string, unknown>[]>;
+
+function push(out: UnitRows, table: string, rows: Record<string, unknown>[]): void {
+  if (rows.length === 0) return;
+  const list = out.get(table);
+  if (list) for (const r of rows) list.push(r);
+  else out.set(table, rows);
+}
+
+export interface PartitionProcessor {
+  readonly recordType: RecordTypeName;
+  onMessage(offset: number, records: unknown[], out: UnitRows): void;
+  /** At a unit boundary. `idle` flushes everything held; `watermarkMs` replays a recorded unit end. */
+  endUnit(out: UnitRows, opts: { idle: boolean; watermarkMs: number | null }): void;
+  heldFromOffset(): number | null;
+  held(): number;
+  watermarkMs(): number;
+}
+
+export class FlowProcessor implements PartitionProcessor {
+  readonly recordType = 'tcp';
+  private readonly matcher: Matcher;
+
+  constructor(
+    private readonly enrich: Enricher,
+    private readonly metrics: Metrics,
+    graceMs: number,
+    state: MatcherState,
+  ) {
+    this.matcher = new Matcher(graceMs, state);
+  }
+
+  onMessage(offset: number, records: unknown[], out: UnitRows): void {
+    const groups: FlowGroup[] = [];
+    for (const r of records as TcpRecord[]) this.matcher.add(r, offset, groups);
+    this.matcher.advance(groups);
+    this.emit(groups, out);
+  }
+
+  endUnit(out: UnitRows, opts: { idle: boolean; watermarkMs: number | null }): void {
+    const groups: FlowGroup[] = [];
+    const target = opts.watermarkMs ?? (opts.idle ? this.matcher.closeAllWatermark() : null);
+    if (target !== null) this.matcher.advanceTo(target, groups);
+    this.emit(groups, out);
+  }
+
+  private emit(groups: FlowGroup[], out: UnitRows): void {
+    // Counted per call, not per row: a labelled prom-client increment hashes its labels.
+    const flows = new Map<string, number>();
+    const unmatched = new Map<string, number>();
+    const rows = groups.map((g) => {
+      const built = flowRow(g, this.enrich);
+      const k = `${String(built.row.observed)}/${g.late}`;
+      flows.set(k, (flows.get(k) ?? 0) + 1);
+      if (built.unmatchedReason) unmatched.set(built.unmatchedReason, (unmatched.get(built.unmatchedReason) ?? 0) + 1);
+      return built.row;
+    });
+    for (const [k, n] of flows) {
+      const [observed, late] = k.split('/') as [string, string];
+      this.metrics.flows.inc({ observed, late }, n);
+    }
+    for (const [reason, n] of unmatched) this.metrics.unmatched.inc({ reason }, n);
+    push(out, 'tcp_flows', rows);
+  }
+
+  heldFromOffset(): number | null {
+    return this.matcher.heldFromOffset();
+  }
+
+  held(): number {
+    return this.matcher.held;
+  }
+
+  watermarkMs(): number {
+    return this.matcher.watermarkMs;
+  }
+}
+
+/** Events and DNS queries need no partner: every message's records become rows at once. */
+export class PassThroughProcessor<T extends 'tcp_event' | 'dns'> implements PartitionProcessor {
+  constructor(
+    readonly recordType: T,
+    private readonly table: string,
+    private readonly toRow: (r: T extends 'dns' ? DnsRecord : TcpEvent) => Record<string, unknown>,
+  ) {}
+
+  onMessage(_offset: number, records: unknown[], out: UnitRows): void {
+    push(out, this.table, (records as (T extends 'dns' ? DnsRecord : TcpEvent)[]).map(this.toRow));
+  }
+
+  endUnit(): void {}
+
+  heldFromOffset(): null {
+    return null;
+  }
+
+  held(): number {
+    return 0;
+  }
+
+  watermarkMs(): number {
+    return 0;
+  }
+}
+
+export function eventProcessor(enrich: Enricher): PassThroughProcessor<'tcp_event'> {
+  return new PassThroughProcessor('tcp_event', 'tcp_events', (e: TcpEvent) => eventRow(e, enrich));
+}
+
+export function dnsProcessor(enrich: Enricher): PassThroughProcessor<'dns'> {
+  return new PassThroughProcessor('dns', 'dns_queries', (d: DnsRecord) => dnsRow(d, enrich));
+}

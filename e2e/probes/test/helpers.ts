@@ -1,0 +1,169 @@
+/** Plumbing for the probe ground-truth tests: peers in lab namespaces, event recording, cgroups. */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cgroup2Mount, type ProbeEvent, type Probes, type SocketStats } from '@meshlens/bpf';
+import { Lines, type Host } from '@meshlens/e2e/netlab';
+
+const fixture = fileURLToPath(new URL('./fixtures/tcp.mjs', import.meta.url));
+
+/** One JSON line of the fixture; `T` is what that event carries. */
+export type PeerMsg<T = Record<string, unknown>> = { event: string } & T;
+
+/** A fixtures/tcp.mjs process in a lab host; the lab kills it by PID on destroy. */
+export class Peer {
+  private readonly lines: Lines;
+
+  constructor(readonly child: ChildProcess) {
+    this.lines = new Lines(child, child.stdout!);
+  }
+
+  /**
+   * Starts the fixture in `host`'s namespace. With `cgroup`, the process runs in that cgroup
+   * v2 directory; the lab did not start it, but destroy() kills it with the rest of the namespace.
+   */
+  static start(host: Host, args: string[], opts: { cgroup?: string } = {}): Peer {
+    const argv = [fixture, ...args];
+    const stdio: ['pipe', 'pipe', 'inherit'] = ['pipe', 'pipe', 'inherit'];
+    if (!opts.cgroup) return new Peer(host.spawn(process.execPath, argv, { stdio }));
+    // The shell joins the cgroup, then becomes `ip netns exec`, which becomes node: one PID
+    // throughout, so every socket the peer makes is made from inside that cgroup. It starts
+    // outside the namespace because `ip netns exec` mounts a fresh /sys without the cgroup tree.
+    const script = 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"';
+    return new Peer(spawn('sh', ['-c', script, 'sh', opts.cgroup, 'ip', 'netns', 'exec', host.ns, process.execPath, ...argv], { stdio }));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  async next<T = Record<string, unknown>>(event: string, timeoutMs = 15_000): Promise<PeerMsg<T>> {
+    const line = await this.lines.next((l) => l.startsWith('{') && (JSON.parse(l) as PeerMsg).event === event, timeoutMs);
+    return JSON.parse(line) as PeerMsg<T>;
+  }
+
+  send(line: string): void {
+    this.child.stdin!.write(line + '\n');
+  }
+
+  /** Ends the peer by PID and waits for it to be gone. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    // ChildProcess.kill signals this PID, and ignores it having just exited on its own.
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** Starts a fixture server in `host` on `ip` and resolves with it and its port. */
+export async function startServer(host: Host, ip: string, replyBytes: number, abort = false): Promise<{ server: Peer; port: number }> {
+  const server = Peer.start(host, ['server', ip, String(replyBytes), ...(abort ? ['abort'] : [])]);
+  const { port } = await server.next<{ port: number }>('listening');
+  return { server, port };
+}
+
+/** Polls `probe` until it returns a value (not undefined) or `timeoutMs` passes. */
+export async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Collects probe events from now on; `until` resolves once `pred` matched `n` of them. */
+export function recorder(probes: Probes) {
+  const seen: ProbeEvent[] = [];
+  const off = probes.onEvent((e) => seen.push(e));
+  return {
+    seen,
+    stop: off,
+    until: <E extends ProbeEvent>(what: string, pred: (e: ProbeEvent) => e is E, n = 1, timeoutMs = 10_000) =>
+      waitFor(
+        what,
+        () => {
+          const hits = seen.filter(pred);
+          return hits.length >= n ? hits : undefined;
+        },
+        timeoutMs,
+      ),
+  };
+}
+
+/** The probes' entry for the socket in `netns` with this local port, once it satisfies `ready`. */
+export function socketAt(probes: Probes, netns: number, localPort: number, ready: (s: SocketStats) => boolean = () => true, timeoutMs?: number): Promise<SocketStats> {
+  return waitFor(
+    `socket ${netns}:${localPort}`,
+    () => probes.readSocketStats().find((s) => s.owner.netns === netns && s.local.port === localPort && ready(s)),
+    timeoutMs,
+  );
+}
+
+/** cgroup v2 id of a live process: the inode of the directory its "0::" line names. */
+export function cgroupIdOf(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('0::'));
+  assert.ok(line, `process ${pid} has no cgroup v2 membership`);
+  return statSync(join(cgroup2Mount(), line.slice(3))).ino;
+}
+
+/**
+ * cgroups a test makes under the v2 root, named after the test and its PID. remove() needs
+ * their processes gone: the peers in them live in the lab's namespaces, so lab.destroy() does it.
+ */
+export class TestCgroups {
+  readonly root: string;
+
+  constructor(tag: string) {
+    const mount = cgroup2Mount();
+    // A crashed run's directories, emptied when the next createLab swept its lab.
+    for (const entry of readdirSync(mount)) {
+      const pid = new RegExp(`^meshlens-e2e-${tag}-(\\d+)$`).exec(entry)?.[1];
+      if (pid && !existsSync(`/proc/${pid}`)) removeCgroup(join(mount, entry));
+    }
+    this.root = join(mount, `meshlens-e2e-${tag}-${process.pid}`);
+    mkdirSync(this.root);
+  }
+
+  make(name: string): string {
+    const dir = join(this.root, name);
+    mkdirSync(dir);
+    return dir;
+  }
+
+  remove(): void {
+    removeCgroup(this.root);
+  }
+}
+
+/** A cgroup directory holds kernel files that rmdir ignores; only child cgroups must go first. */
+function removeCgroup(dir: string): void {
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeCgroup(join(dir, e.name));
+  rmdirSync(dir);
+}
+
+export interface DigResult {
+  /** NOERROR, NXDOMAIN, SERVFAIL, ... or TIMEOUT when no answer came. */
+  status: string;
+  /** The answer section's addresses, as dig printed them. */
+  answers: string[];
+}
+
+/** Asks `server` once from `host` with the real dig, over UDP or TCP; waits at most 1 s. */
+export async function dig(host: Host, server: string, name: string, type: 'A' | 'AAAA', transport: 'udp' | 'tcp' = 'udp'): Promise<DigResult> {
+  const args = [`@${server}`, '+time=1', '+tries=1', ...(transport === 'tcp' ? ['+tcp'] : []), name, type];
+  const r = await host.exec('dig', args, { allowFailure: true });
+  // dig exits 9 when no server answered.
+  if (r.code === 9) return { status: 'TIMEOUT', answers: [] };
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const status = /status: (\w+)/.exec(r.stdout)?.[1];
+  assert.ok(status, r.stdout);
+  const answers = [...r.stdout.matchAll(new RegExp(`^\\S+\\s+\\d+\\s+IN\\s+${type}\\s+(\\S+)$`, 'gm'))].map((m) => m[1]!);
+  return { status, answers };
+}
