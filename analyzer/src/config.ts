@@ -45,7 +45,7 @@ export const analyzerConfigSchema = z.object({
   /** Retry delay bounds while ClickHouse refuses inserts; consumption stays paused meanwhile. */
   retryMinMs: z.number().int().positive().default(200),
   retryMaxMs: z.number().int().positive().default(10_000),
-  http: z.object({ host: nonEmpty.default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(9464) }).prefault({}),
+  http: z.object({ host: nonEmpty.default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(9466) }).prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
    * Test hook: after this many acknowledged inserts, stop right before the offset commit
