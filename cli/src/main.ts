@@ -3,7 +3,11 @@
  * this file only assembles them. Errors meant for a person print as one line.
  */
 import { Command, CommanderError } from 'commander';
+import { ConfigError } from '@meshlens/agent';
 import { InfraError } from '@meshlens/deploy/local';
+import { agentCommand } from './agent-command.js';
+import { collectorCommand } from './collector-command.js';
+import { analyzerCommand } from './analyzer-command.js';
 import { infraCommand } from './infra-command.js';
 import { upCommand } from './up-command.js';
 
@@ -13,12 +17,15 @@ const program = new Command('meshlens')
   .exitOverride();
 program.addCommand(infraCommand());
 program.addCommand(upCommand());
+program.addCommand(agentCommand());
+program.addCommand(analyzerCommand());
+program.addCommand(collectorCommand());
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode);
-  const msg = err instanceof InfraError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  const msg = err instanceof InfraError || err instanceof ConfigError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
   process.stderr.write(`meshlens: ${msg}\n`);
   process.exit(1);
 }
