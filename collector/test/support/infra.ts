@@ -18,13 +18,18 @@ export class TestInfra {
   readonly id = randomUUID().replaceAll('-', '');
   readonly topic = `meshlens.test.metadata.${this.id}`;
   readonly database = `meshlens_test_${this.id}`;
-  readonly kafka = new Kafka({ clientId: 'meshlens-test', brokers: this.conn.kafkaBrokers, logLevel: logLevel.NOTHING });
+  readonly kafka: Kafka;
   readonly clickhouse: Omit<ClickHouseTarget, 'database'> = {
     url: this.conn.clickhouseUrl,
     username: this.conn.clickhouseUser,
     password: this.conn.clickhousePassword,
   };
   readonly ch = clickhouseClient({ ...this.clickhouse, database: this.database });
+
+  /** `brokers`: a Kafka of the test's own instead of the shared one (ClickHouse stays shared). */
+  constructor(readonly brokers: string[] = connectionsFor(localInfraConfig()).kafkaBrokers) {
+    this.kafka = new Kafka({ clientId: 'meshlens-test', brokers, logLevel: logLevel.NOTHING });
+  }
 
   /** Every message in the topic, in order (one partition), decoded. */
   async messages(): Promise<TopicMessage[]> {
