@@ -2,56 +2,21 @@
 // ClickHouse itself is never touched): the analyzer pauses the partitions, commits nothing,
 // and once ClickHouse is back every record is stored exactly once.
 import assert from 'node:assert/strict';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { TcpProxy } from '@meshlens/e2e/tcp-proxy';
 import { sampleDnsRecords, sampleTcpRecords } from '@meshlens/schemas';
 import type { Analyzer } from '../src/index.js';
 import { SLOT_MS, T0, createEnv, produceDns, produceTcp, query, until, waitForRows, type TestEnv } from './harness.js';
 
-/** A TCP relay on a loopback port that can be taken down (refusing and cutting connections) and brought back on the same port. */
-class Relay {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async start(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => s.destroy());
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', resolve);
-    });
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => server?.close(() => resolve()) ?? resolve());
-  }
-}
-
-
 describe('backpressure while ClickHouse is unavailable', () => {
   let env: TestEnv;
-  let relay: Relay;
+  let relay: TcpProxy;
   let analyzer: Analyzer;
 
   before(async () => {
     env = await createEnv();
     const ch = new URL(env.conn.clickhouseUrl);
-    relay = new Relay({ host: ch.hostname, port: Number(ch.port) });
+    relay = new TcpProxy({ host: ch.hostname, port: Number(ch.port) });
     await relay.start();
     analyzer = await env.start({
       clickhouse: { url: `http://127.0.0.1:${relay.port}`, username: env.conn.clickhouseUser, password: env.conn.clickhousePassword, database: env.database },

@@ -9,7 +9,7 @@ import { TestInfra } from './support/infra.js';
 import { KubeApiServer } from './support/kube-api-server.js';
 import { node, pod, withLabels, type PodObject } from './support/objects.js';
 import { metric, testCollector } from './support/collector.js';
-import { TcpProxy, freePort } from './support/tcp-proxy.js';
+import { TcpProxy, freePort } from '@meshlens/e2e/tcp-proxy';
 
 const podKey = (p: { metadata: { uid: string } }): string => keyOf({ kind: 'pod', uid: p.metadata.uid });
 
@@ -24,7 +24,7 @@ describe('collector: Kafka unavailable', () => {
 
   before(async () => {
     const [host, port] = infra.conn.kafkaBrokers[0]!.split(':');
-    proxy = new TcpProxy(await freePort(), { host: host!, port: Number(port) });
+    proxy = new TcpProxy({ host: host!, port: Number(port) }, await freePort());
     await api.start();
     api.create('nodes', n1);
     for (const p of [a!, b!, c!]) api.create('pods', p);

@@ -1,5 +1,10 @@
-/** A loopback TCP port we control: free until the proxy starts, then forwarding to a target. */
-import { createServer, type AddressInfo, type Server, type Socket, connect } from 'node:net';
+/**
+ * A loopback TCP port a test controls, forwarding to a real service (Kafka, ClickHouse):
+ * stopping it refuses new connections and cuts the open ones, starting it again brings the
+ * service back on the same port. This is how tests take a dependency away without
+ * touching the shared instance.
+ */
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
 export async function freePort(): Promise<number> {
   const s = createServer();
@@ -10,12 +15,13 @@ export async function freePort(): Promise<number> {
 }
 
 export class TcpProxy {
-  private server: Server | undefined;
+  private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
 
+  /** `port` 0: any free port, chosen at the first start and kept for every restart. */
   constructor(
-    readonly port: number,
     private readonly target: { host: string; port: number },
+    public port = 0,
   ) {}
 
   async start(): Promise<void> {
@@ -35,11 +41,14 @@ export class TcpProxy {
       server.once('error', reject);
       server.listen(this.port, '127.0.0.1', resolve);
     });
+    this.port = (server.address() as AddressInfo).port;
     this.server = server;
   }
 
   async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
     for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   }
 }
