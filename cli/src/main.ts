@@ -10,6 +10,11 @@ import { collectorCommand } from './collector-command.js';
 import { analyzerCommand } from './analyzer-command.js';
 import { infraCommand } from './infra-command.js';
 import { upCommand } from './up-command.js';
+import { apiCommand } from './api-command.js';
+import { topCommand } from './top-command.js';
+import { triageCommand } from './triage-command.js';
+import { matrixCommand } from './matrix-command.js';
+import { dnsCommand } from './dns-command.js';
 
 const program = new Command('meshlens')
   .description('passive network observability for Kubernetes')
@@ -20,6 +25,11 @@ program.addCommand(upCommand());
 program.addCommand(agentCommand());
 program.addCommand(analyzerCommand());
 program.addCommand(collectorCommand());
+program.addCommand(apiCommand());
+program.addCommand(topCommand());
+program.addCommand(triageCommand());
+program.addCommand(matrixCommand());
+program.addCommand(dnsCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -1,25 +1,69 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
-import { infraDown, infraUp, localInfraConfig } from '@meshlens/deploy/local';
+import { connectionsFor, infraDown, infraUp, localInfraConfig } from '@meshlens/deploy/local';
+import { clickhouseClient } from '@meshlens/schemas/clickhouse';
+import { hostInventoryYaml } from './host-inventory.js';
+import { liveSummary } from './live-view.js';
+import { startComponent, stopComponents, type Running } from './stack.js';
+
+const PORTS = { agent: 9464, collector: 9465, analyzer: 9466 };
 
 /**
- * The whole product on this machine. For now that is the embedded infrastructure only:
- * the agent, collector and analyzer join this command as they land.
+ * The whole product on this machine: embedded Kafka and ClickHouse (unless external ones are
+ * configured), the collector with an inventory of this host, the agent watching the whole
+ * host, the analyzer; then a live summary every slot. Ctrl-C stops what it started.
  */
 export function upCommand(): Command {
   return new Command('up')
-    .description('run meshlens on this machine (today: embedded Kafka and ClickHouse); Ctrl-C stops what it started')
-    .action(async () => {
+    .description('run meshlens on this machine: infrastructure, collector, agent (root), analyzer, and a live summary; Ctrl-C stops everything it started')
+    .option('--slot-ms <ms>', 'agent interval (slots are aligned to wall-clock multiples)', (v) => Number(v), 10_000)
+    .action(async (o: { slotMs: number }) => {
       const cfg = localInfraConfig();
-      const state = await infraUp(cfg);
-      process.stdout.write(
-        `kafka       ${state.kafka!.brokers.join(',')}\nclickhouse  ${state.clickhouse!.url}\n` +
-          'The agent, collector and analyzer are not built yet; only the infrastructure runs. Ctrl-C stops it.\n',
-      );
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      const stopped = await infraDown(cfg);
-      process.stdout.write(`stopped ${stopped.join(', ')}\n`);
+      const external = Boolean(process.env.MESHLENS_KAFKA_BROKERS && process.env.MESHLENS_CLICKHOUSE_URL);
+      if (!external) await infraUp(cfg);
+      const conn = connectionsFor(cfg);
+      const logs = join(cfg.stateDir, 'logs');
+      mkdirSync(logs, { recursive: true });
+      const inventory = join(cfg.stateDir, 'inventory.yaml');
+      writeFileSync(inventory, hostInventoryYaml());
+
+      const running: Running[] = [];
+      let stopping: Promise<void> | null = null;
+      const stop = () =>
+        (stopping ??= (async () => {
+          await stopComponents(running);
+          if (!external) await infraDown(cfg);
+        })());
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+      const health = (port: number) => `http://127.0.0.1:${port}/healthz`;
+      try {
+        for (const spec of [
+          { name: 'collector', args: ['collector', '--inventory', inventory, '--listen', `127.0.0.1:${PORTS.collector}`], healthUrl: health(PORTS.collector) },
+          { name: 'analyzer', args: ['analyzer', '--http-port', String(PORTS.analyzer), '--grace-ms', String(o.slotMs), '--idle-flush-ms', String(2 * o.slotMs)], healthUrl: health(PORTS.analyzer) },
+          { name: 'agent', args: ['agent', '--slot-ms', String(o.slotMs), '--metrics-port', String(PORTS.agent)], healthUrl: health(PORTS.agent) },
+        ]) {
+          if (stopping) break;
+          running.push(await startComponent(spec, join(logs, `${spec.name}.log`)));
+          process.stdout.write(`${spec.name.padEnd(10)} running (pid ${running.at(-1)!.child.pid}, log ${running.at(-1)!.logFile})\n`);
+        }
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+      process.stdout.write(`kafka      ${conn.kafkaBrokers.join(',')}\nclickhouse ${conn.clickhouseUrl} (database meshlens)\n\n`);
+
+      const ch = clickhouseClient({ url: conn.clickhouseUrl, username: conn.clickhouseUser, password: conn.clickhousePassword, database: 'meshlens' });
+      const tty = process.stdout.isTTY;
+      while (!stopping) {
+        await new Promise((r) => setTimeout(r, o.slotMs));
+        if (stopping) break;
+        const summary = await liveSummary(ch).catch((err: Error) => `summary unavailable: ${err.message}`);
+        process.stdout.write((tty ? '\x1b[2J\x1b[H' : '\n') + summary + '\n');
+      }
+      await ch.close();
+      await stop();
+      process.stdout.write('stopped\n');
     });
 }

@@ -1,0 +1,61 @@
+// `meshlens up` as a user runs it: the whole pipeline on this host (own state dir and ports),
+// real loopback HTTP traffic, and the live summary must show that traffic with its server
+// port; afterwards nothing it started is left listening.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { repoRoot } from '@meshlens/deploy/local';
+
+const stateDir = mkdtempSync(join(tmpdir(), 'meshlens-up-'));
+const ports = { MESHLENS_KAFKA_PORT: 29292, MESHLENS_KAFKA_CONTROLLER_PORT: 29293, MESHLENS_CLICKHOUSE_PORT: 28323 };
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+describe('meshlens up', () => {
+  let server: Server;
+  after(async () => {
+    await new Promise((r) => server?.close(r));
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('runs the pipeline and shows live traffic, then stops everything it started', async () => {
+    server = createServer((_req, res) => res.end('x'.repeat(1000)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const httpPort = (server.address() as { port: number }).port;
+
+    // node directly rather than through pnpm, so that SIGINT reaches the CLI itself, as Ctrl-C would.
+    const up = spawn(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', 'up', '--slot-ms', '2000'], {
+      cwd: repoRoot,
+      env: { ...process.env, MESHLENS_STATE_DIR: stateDir, ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    up.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    up.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+    const shows = new RegExp(`node@\\S+:${httpPort}\\s+\\d+\\s+[\\d,]+\\s+\\d+\\.\\d+`);
+
+    // Traffic until a summary shows the server's flows (bounded), then Ctrl-C.
+    for (let i = 0; i < 900 && !shows.test(out) && up.exitCode === null; i++) {
+      await fetch(`http://127.0.0.1:${httpPort}/`).then((r) => r.text());
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.match(out, shows, `the summary shows the HTTP server's flows with RTT:\n${out}`);
+    up.kill('SIGINT');
+    assert.equal(await exited, 0, out);
+    assert.match(out, /agent\s+running \(pid \d+/);
+    assert.match(out, /stopped\n$/);
+    for (const port of [...Object.values(ports), 9464, 9465, 9466]) assert.equal(await listening(port), false, `port ${port} left listening`);
+  });
+});
