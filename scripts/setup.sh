@@ -37,7 +37,11 @@ export npm_config_nodedir=/usr
 # pnpm's bundled node-gyp can be incomplete when pnpm comes from npm -g; npm's own works.
 npm_gyp=$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js
 [ -f "$npm_gyp" ] && export npm_config_node_gyp="$npm_gyp"
-pnpm install --frozen-lockfile --store-dir "$MESHLENS_CACHE/pnpm-store" --reporter=silent
+if ! pnpm install --frozen-lockfile --store-dir "$MESHLENS_CACHE/pnpm-store" --reporter=append-only >"$MESHLENS_CACHE/pnpm-install.log" 2>&1; then
+  grep -v '^npm warn' "$MESHLENS_CACHE/pnpm-install.log" | tail -20 >&2
+  echo "meshlens setup: pnpm install failed (full log: $MESHLENS_CACHE/pnpm-install.log)" >&2
+  exit 1
+fi
 
 for step in "$ROOT"/scripts/setup.d/*.sh; do
   log "$(basename "$step")"
