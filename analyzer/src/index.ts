@@ -8,3 +8,4 @@ export { ingest } from './ingest.js';
 export { ClickHouseSink } from './sink.js';
 export { flowRow } from './rows.js';
 export { createMetrics } from './metrics.js';
+export { buildApi, type ApiOptions } from './api/server.js';

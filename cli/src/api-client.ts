@@ -1,6 +1,21 @@
 /** What the query commands (top, triage, matrix, dns) share: where the API is, calling it, printing tables. */
 import { Command } from 'commander';
 
+/** The API refused or could not be reached: a message for a person, not a stack trace. */
+export class ApiError extends Error {}
+
+/** A command action whose ApiError becomes commander's one-line error (exit code 1). */
+export function apiAction<T>(fn: (o: T) => Promise<void>): (this: Command, o: T) => Promise<void> {
+  return async function (this: Command, o: T) {
+    try {
+      await fn(o);
+    } catch (err) {
+      if (err instanceof ApiError) this.error(`meshlens: ${err.message}`);
+      throw err;
+    }
+  };
+}
+
 export interface ClientOptions {
   url: string;
   token?: string;
@@ -22,12 +37,14 @@ export function queryCommand(name: string, description: string): Command {
 
 export async function callApi<T>(o: ClientOptions, path: string, params: Record<string, string | undefined>): Promise<T> {
   const token = o.token ?? process.env.MESHLENS_API_TOKEN ?? process.env.MESHLENS_API_TOKENS?.split(',')[0]?.trim();
-  if (!token) throw new Error('no API token: pass --token or set MESHLENS_API_TOKEN');
+  if (!token) throw new ApiError('no API token: pass --token or set MESHLENS_API_TOKEN');
   const url = new URL(path, o.url);
   for (const [k, v] of Object.entries({ from: o.from, to: o.to, ...params })) if (v !== undefined) url.searchParams.set(k, v);
-  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } }).catch((err: Error) => {
+    throw new ApiError(`cannot reach the API at ${o.url} (${(err.cause as Error | undefined)?.message ?? err.message})`);
+  });
   const body = (await res.json()) as T & { message?: string };
-  if (!res.ok) throw new Error(`${url.pathname}: ${res.status} ${body.message ?? ''}`.trim());
+  if (!res.ok) throw new ApiError(`${url.pathname}: ${res.status} ${body.message ?? ''}`.trim());
   return body;
 }
 

@@ -16,9 +16,9 @@ export function apiCommand(): Command {
     .option('--port <port>', 'listen port, 0 for any (env MESHLENS_API_PORT)', port)
     .option('--host <addr>', 'listen address', '127.0.0.1')
     .option('--database <name>', 'ClickHouse database (env MESHLENS_CLICKHOUSE_DATABASE)')
-    .action(async (opts: { port?: number; host: string; database?: string }) => {
+    .action(async function (this: Command, opts: { port?: number; host: string; database?: string }) {
       const tokens = (process.env.MESHLENS_API_TOKENS ?? '').split(',').map((t) => t.trim()).filter(Boolean);
-      if (tokens.length === 0) throw new Error('set MESHLENS_API_TOKENS to one or more comma-separated bearer tokens');
+      if (tokens.length === 0) this.error('meshlens: set MESHLENS_API_TOKENS to one or more comma-separated bearer tokens');
       // ClickHouse: the user's own when MESHLENS_CLICKHOUSE_URL is set, else the embedded one.
       const conn = connectionsFor(localInfraConfig());
       const ch = clickhouseClient({

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { callApi, fmt, printJson, printTable, queryCommand, type ClientOptions } from './api-client.js';
+import { apiAction, callApi, fmt, printJson, printTable, queryCommand, type ClientOptions } from './api-client.js';
 
 interface Group { queries: number; rcodes: Record<string, number>; timeouts: number; error_rate: number | null; latency_p50_ms: number | null; latency_p99_ms: number | null; [key: string]: unknown }
 
@@ -12,7 +12,7 @@ const NAME: Record<string, (g: Group) => string> = {
 export function dnsCommand(): Command {
   return queryCommand('dns', 'DNS latency, rcode mix and timeouts by server, client or name (GET /api/v1/dns)')
     .option('--by <what>', 'server, client or name', 'server')
-    .action(async (o: ClientOptions & { by: string }) => {
+    .action(apiAction(async (o: ClientOptions & { by: string }) => {
       const body = await callApi<{ by: string; groups: Group[] }>(o, '/api/v1/dns', { by: o.by });
       if (o.json) return printJson(body);
       printTable(
@@ -27,5 +27,5 @@ export function dnsCommand(): Command {
           Object.entries(g.rcodes).map(([r, n]) => `${r}=${n}`).join(' '),
         ]),
       );
-    });
+    }));
 }

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import { callApi, fmt, printJson, printTable, queryCommand, type ClientOptions } from './api-client.js';
+import { apiAction, callApi, fmt, printJson, printTable, queryCommand, type ClientOptions } from './api-client.js';
 
 interface Side { flows: number; rtt_p50_ms: number | null; rtt_p99_ms: number | null; retransmit_rate: number | null; failure_rate: number | null }
 interface Services { services: { namespace: string; name: string; inbound: Side | null; outbound: Side | null }[] }
 
 export function topCommand(): Command {
-  return queryCommand('top', 'services by inbound traffic with their latency, loss and connect failures (GET /api/v1/services)').action(async (o: ClientOptions) => {
+  return queryCommand('top', 'services by inbound traffic with their latency, loss and connect failures (GET /api/v1/services)').action(apiAction(async (o: ClientOptions) => {
     const body = await callApi<Services>(o, '/api/v1/services', {});
     if (o.json) return printJson(body);
     const rows = [...body.services].sort((a, b) => (b.inbound?.flows ?? 0) - (a.inbound?.flows ?? 0));
@@ -21,5 +21,5 @@ export function topCommand(): Command {
         s.outbound?.flows ?? 0,
       ]),
     );
-  });
+  }));
 }

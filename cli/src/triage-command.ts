@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { callApi, fmt, printJson, printTable, queryCommand, type ClientOptions } from './api-client.js';
+import { apiAction, callApi, fmt, printJson, printTable, queryCommand, type ClientOptions } from './api-client.js';
 
 interface Finding {
   rank: number;
@@ -21,7 +21,7 @@ export function triageCommand(): Command {
     .requiredOption('--zone <zone>', 'the zone to triage')
     .option('--baseline-from <time>', 'baseline start (default: as long as the incident window, just before it)')
     .option('--baseline-to <time>', 'baseline end (needs --baseline-from)')
-    .action(async (o: ClientOptions & { zone: string; baselineFrom?: string; baselineTo?: string }) => {
+    .action(apiAction(async (o: ClientOptions & { zone: string; baselineFrom?: string; baselineTo?: string }) => {
       const body = await callApi<{ findings: Finding[] }>(o, '/api/v1/triage', { zone: o.zone, baseline_from: o.baselineFrom, baseline_to: o.baselineTo });
       if (o.json) return printJson(body);
       if (body.findings.length === 0) {
@@ -40,5 +40,5 @@ export function triageCommand(): Command {
           f.services.join(','),
         ]),
       );
-    });
+    }));
 }
