@@ -7,6 +7,7 @@
  * connection (no flows, connect failures), and zone-c's DNS server answers 40% SERVFAIL.
  * Every generated sample is kept so tests derive expected numbers, never hard-code them.
  */
+import { seededRandom } from '@meshlens/schemas';
 import { chTime } from '../../src/rows.js';
 
 export const SLOT_MS = 10_000;
@@ -46,22 +47,11 @@ export interface Fixture {
   constants: { segments: number; retrans: number };
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so a failing run can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const baseRtt = (c: Pod, s: Pod) => (c.zone === s.zone ? 150 : (ZONE_RTT[`${c.zone}>${s.zone}`] ?? 0));
 
 export function generate(incidentStart: number, seed = 7): Fixture {
-  const rand = rng(seed);
+  const rand = seededRandom(seed);
   const fx: Fixture = { incidentStart, flows: [], failures: [], dns: [], constants: { segments: SEGMENTS, retrans: RETRANS } };
   for (let t = incidentStart - WINDOW_MS; t < incidentStart + WINDOW_MS; t += SLOT_MS) {
     const incident = t >= incidentStart;
