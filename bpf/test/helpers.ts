@@ -1,4 +1,7 @@
-/** Test plumbing: bounded waits, namespaces we create ourselves, peers we start by PID. */
+/**
+ * Test plumbing: bounded waits, namespaces we create ourselves, peers we start by PID.
+ * Also exported as @meshlens/bpf/testing for the probe tests that run on the network lab.
+ */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { once } from 'node:events';
@@ -8,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { cgroup2Mount, type ProbeEvent, type Probes, type SocketStats } from '../src/index.js';
 
 /** Polls `probe` until it returns a value (not undefined) or `timeoutMs` passes. */
-export async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 5000): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = probe();
@@ -25,7 +28,7 @@ export function recorder(probes: Probes) {
   return {
     seen,
     stop: off,
-    until: <E extends ProbeEvent>(what: string, pred: (e: ProbeEvent) => e is E, n = 1, timeoutMs = 5000) =>
+    until: <E extends ProbeEvent>(what: string, pred: (e: ProbeEvent) => e is E, n = 1, timeoutMs = 10_000) =>
       waitFor(what, () => {
         const hits = seen.filter(pred);
         return hits.length >= n ? hits : undefined;

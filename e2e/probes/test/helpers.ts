@@ -1,11 +1,15 @@
 /** Plumbing for the probe ground-truth tests: peers in lab namespaces, event recording, cgroups. */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cgroup2Mount, type ProbeEvent, type Probes, type SocketStats } from '@meshlens/bpf';
+import { cgroup2Mount, type Probes, type SocketStats } from '@meshlens/bpf';
+import { cgroupIdOf, recorder, waitFor } from '@meshlens/bpf/testing';
 import { Lines, type Host } from '@meshlens/e2e/netlab';
+
+// Shared with bpf's own tests rather than copied.
+export { cgroupIdOf, recorder, waitFor };
 
 const fixture = fileURLToPath(new URL('./fixtures/tcp.mjs', import.meta.url));
 
@@ -65,36 +69,6 @@ export async function startServer(host: Host, ip: string, replyBytes: number, ab
   return { server, port };
 }
 
-/** Polls `probe` until it returns a value (not undefined) or `timeoutMs` passes. */
-export async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Collects probe events from now on; `until` resolves once `pred` matched `n` of them. */
-export function recorder(probes: Probes) {
-  const seen: ProbeEvent[] = [];
-  const off = probes.onEvent((e) => seen.push(e));
-  return {
-    seen,
-    stop: off,
-    until: <E extends ProbeEvent>(what: string, pred: (e: ProbeEvent) => e is E, n = 1, timeoutMs = 10_000) =>
-      waitFor(
-        what,
-        () => {
-          const hits = seen.filter(pred);
-          return hits.length >= n ? hits : undefined;
-        },
-        timeoutMs,
-      ),
-  };
-}
-
 /** The probes' entry for the socket in `netns` with this local port, once it satisfies `ready`. */
 export function socketAt(probes: Probes, netns: number, localPort: number, ready: (s: SocketStats) => boolean = () => true, timeoutMs?: number): Promise<SocketStats> {
   return waitFor(
@@ -102,15 +76,6 @@ export function socketAt(probes: Probes, netns: number, localPort: number, ready
     () => probes.readSocketStats().find((s) => s.owner.netns === netns && s.local.port === localPort && ready(s)),
     timeoutMs,
   );
-}
-
-/** cgroup v2 id of a live process: the inode of the directory its "0::" line names. */
-export function cgroupIdOf(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('0::'));
-  assert.ok(line, `process ${pid} has no cgroup v2 membership`);
-  return statSync(join(cgroup2Mount(), line.slice(3))).ino;
 }
 
 /**
