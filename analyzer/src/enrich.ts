@@ -5,19 +5,10 @@
  */
 import type { Endpoint, Owner } from '@meshlens/schemas';
 import type { DnsNames } from './dns-names.js';
-import type { MetadataIndex } from './metadata-index.js';
+import type { Identity, MetadataIndex } from './metadata-index.js';
 
-export interface SideLabel {
-  /** pod / node / service when known to the cluster; external when named by DNS; ip otherwise. */
-  kind: 'pod' | 'node' | 'service' | 'external' | 'ip';
-  node: string;
-  zone: string;
-  namespace: string;
-  workload: string;
-  service: string;
-  pod: string;
-  podUid: string;
-}
+/** An Identity from the cluster index, or a remote the cluster does not know: named by DNS (external) or a bare IP. */
+export type SideLabel = Omit<Identity, 'kind'> & { kind: Identity['kind'] | 'external' | 'ip' };
 
 export interface Window {
   fromMs: number;
