@@ -1,5 +1,8 @@
 /** What the query commands (top, triage, matrix, dns) share: where the API is, calling it, printing tables. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
+import { localInfraConfig } from '@meshlens/deploy/local';
 
 /** The API refused or could not be reached: a message for a person, not a stack trace. */
 export class ApiError extends Error {}
@@ -29,14 +32,23 @@ export function queryCommand(name: string, description: string): Command {
   return new Command(name)
     .description(description)
     .option('--url <url>', 'API base URL (env MESHLENS_API_URL)', process.env.MESHLENS_API_URL ?? 'http://127.0.0.1:9470')
-    .option('--token <token>', 'bearer token (env MESHLENS_API_TOKEN, else the first of MESHLENS_API_TOKENS)')
+    .option('--token <token>', 'bearer token (env MESHLENS_API_TOKEN, else the first of MESHLENS_API_TOKENS, else the one `meshlens up` wrote to its state dir)')
     .option('--from <time>', 'start: RFC 3339, now, or relative (-15m)', '-15m')
     .option('--to <time>', 'end: RFC 3339, now, or relative', 'now')
     .option('--json', 'print the API response as JSON');
 }
 
+/** The token `meshlens up` generated for the API it runs, when there is one. */
+function upToken(): string | undefined {
+  try {
+    return readFileSync(join(localInfraConfig().stateDir, 'api-token'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function callApi<T>(o: ClientOptions, path: string, params: Record<string, string | undefined>): Promise<T> {
-  const token = o.token ?? process.env.MESHLENS_API_TOKEN ?? process.env.MESHLENS_API_TOKENS?.split(',')[0]?.trim();
+  const token = o.token ?? process.env.MESHLENS_API_TOKEN ?? process.env.MESHLENS_API_TOKENS?.split(',')[0]?.trim() ?? upToken();
   if (!token) throw new ApiError('no API token: pass --token or set MESHLENS_API_TOKEN');
   const url = new URL(path, o.url);
   for (const [k, v] of Object.entries({ from: o.from, to: o.to, ...params })) if (v !== undefined) url.searchParams.set(k, v);

@@ -15,6 +15,8 @@ export interface ComponentSpec {
   args: string[];
   /** /healthz of the component; start waits until it answers 200. */
   healthUrl: string;
+  /** Added to this process's environment for the child. */
+  env?: Record<string, string>;
 }
 
 export interface Running {
@@ -33,7 +35,10 @@ function tail(file: string): string {
 
 export async function startComponent(spec: ComponentSpec, logFile: string, timeoutMs = 90_000): Promise<Running> {
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', main, ...spec.args], { stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, ['--import', 'tsx', main, ...spec.args], {
+    stdio: ['ignore', fd, fd],
+    env: spec.env ? { ...process.env, ...spec.env } : process.env,
+  });
   closeSync(fd);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
