@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Collector, DEFAULT_DATABASE, DEFAULT_TOPIC, InventoryError, InventorySource, kubeConfigFrom, type SourceConfig } from '@meshlens/collector';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
+import { kafkaSecurityFromEnv, kafkaSecuritySchema } from '@meshlens/schemas';
 
 interface Options {
   kubeconfig?: string;
@@ -36,14 +37,19 @@ export function collectorCommand(): Command {
     .option('--partitions <n>', 'partitions when the topic has to be created', positiveInt, 1)
     .option('--database <name>', 'ClickHouse database for the dimension tables', DEFAULT_DATABASE)
     .addOption(new Option('--listen <host:port>', '/metrics and /healthz').argParser(hostPort).default(hostPort('127.0.0.1:9465'), '127.0.0.1:9465'))
-    .action(async (opts: Options) => {
+    .action(async function (this: Command, opts: Options) {
       const conn = connectionsFor(localInfraConfig());
+      const security = kafkaSecuritySchema.safeParse(kafkaSecurityFromEnv(process.env));
+      if (!security.success) {
+        const issue = security.error.issues[0]!;
+        this.error(`meshlens collector: Kafka security settings (MESHLENS_KAFKA_TLS*/MESHLENS_KAFKA_SASL_*): ${issue.path.join('.')}: ${issue.message}`);
+      }
       const source: SourceConfig = opts.inventory
         ? { kind: 'inventory', file: opts.inventory }
         : { kind: 'kubernetes', kubeConfig: kubeConfigFrom(opts.kubeconfig) };
       const collector = new Collector({
         source,
-        kafka: { brokers: conn.kafkaBrokers, topic: opts.topic, partitions: opts.partitions },
+        kafka: { brokers: conn.kafkaBrokers, topic: opts.topic, partitions: opts.partitions, security: security.data },
         clickhouse: { url: conn.clickhouseUrl, username: conn.clickhouseUser, password: conn.clickhousePassword, database: opts.database },
         http: opts.listen,
       });

@@ -4,7 +4,7 @@
  * Sinks start before the source so nothing waits on a sink to be reachable.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { Topics } from '@meshlens/schemas';
+import { Topics, type KafkaSecurity } from '@meshlens/schemas';
 import type { ClickHouseTarget } from '@meshlens/schemas/clickhouse';
 import { pino, type Logger } from 'pino';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
@@ -22,7 +22,7 @@ export type SourceConfig = { kind: 'kubernetes'; kubeConfig: KubeConfig } | { ki
 
 export interface CollectorConfig {
   source: SourceConfig;
-  kafka: { brokers: string[]; topic?: string; partitions?: number; clientId?: string };
+  kafka: { brokers: string[]; topic?: string; partitions?: number; clientId?: string; security?: KafkaSecurity };
   /** database defaults to 'meshlens'. */
   clickhouse: Omit<ClickHouseTarget, 'database'> & { database?: string };
   /** Where /metrics and /healthz listen; null for none. */
@@ -57,6 +57,7 @@ export class Collector {
         topic: config.kafka.topic ?? DEFAULT_TOPIC,
         partitions: config.kafka.partitions ?? 1,
         clientId: config.kafka.clientId ?? 'meshlens-collector',
+        security: config.kafka.security,
       },
       this.log.child({ sink: 'kafka' }),
     );

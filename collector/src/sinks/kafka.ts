@@ -5,9 +5,9 @@
  * with cleanup.policy=compact when missing. Connecting happens lazily inside deliver, so
  * a Kafka that is down at start is just one more retried delivery.
  */
-import kafkajs, { Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer } from 'kafkajs';
+import kafkajs, { Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
-import { encodeFrame } from '@meshlens/schemas';
+import { encodeFrame, type KafkaSecurity } from '@meshlens/schemas';
 import type { Sink } from '../delivery.js';
 import type { Entry } from '../outbox.js';
 
@@ -16,6 +16,7 @@ export interface KafkaSinkOptions {
   topic: string;
   partitions: number;
   clientId: string;
+  security?: KafkaSecurity;
 }
 
 // kafkajs is CommonJS and Node's export detection misses this one, so it comes off the default export.
@@ -41,6 +42,8 @@ export class KafkaSink implements Sink {
     this.kafka = new Kafka({
       clientId: opts.clientId,
       brokers: opts.brokers,
+      ssl: opts.security?.ssl ?? false,
+      ...(opts.security?.sasl ? { sasl: opts.security.sasl as SASLOptions } : {}),
       connectionTimeout: 2_000,
       // Our delivery loop owns retrying; kafkajs' own retries only smooth over blips.
       retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },

@@ -3,7 +3,7 @@
  * read-back helpers, and cleanup of everything a test created (topic, database).
  */
 import { randomUUID } from 'node:crypto';
-import kafkajs, { Kafka, logLevel } from 'kafkajs';
+import kafkajs, { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { decodeFrame, type Metadata } from '@meshlens/schemas';
 import { clickhouseClient, type ClickHouseTarget } from '@meshlens/schemas/clickhouse';
@@ -27,8 +27,11 @@ export class TestInfra {
   readonly ch = clickhouseClient({ ...this.clickhouse, database: this.database });
 
   /** `brokers`: a Kafka of the test's own instead of the shared one (ClickHouse stays shared). */
-  constructor(readonly brokers: string[] = connectionsFor(localInfraConfig()).kafkaBrokers) {
-    this.kafka = new Kafka({ clientId: 'meshlens-test', brokers, logLevel: logLevel.NOTHING });
+  constructor(
+    readonly brokers: string[] = connectionsFor(localInfraConfig()).kafkaBrokers,
+    sasl?: SASLOptions,
+  ) {
+    this.kafka = new Kafka({ clientId: 'meshlens-test', brokers, logLevel: logLevel.NOTHING, ...(sasl ? { sasl } : {}) });
   }
 
   /** Every message in the topic, in order (one partition), decoded. */

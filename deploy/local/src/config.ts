@@ -16,6 +16,11 @@ export interface LocalInfraConfig {
   clickhousePort: number;
   /** How long to wait for each service to answer before giving up. */
   readyTimeoutMs: number;
+  /**
+   * A broker that demands SASL/PLAIN of its clients (with this one user), as production
+   * clusters do, so that the components' SASL settings are tested against a real Kafka.
+   */
+  kafkaSasl?: { username: string; password: string };
 }
 
 function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import type { LocalInfraConfig } from './config.js';
 import { InfraError, assertPortFree, spawnDaemon, waitReady } from './processes.js';
 
@@ -27,16 +27,34 @@ function assertJava(): void {
   }
 }
 
+/** Java properties quoting for the JAAS line: backslash and double quote escaped. */
+const jaasString = (v: string) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+
+function listenerProps(cfg: LocalInfraConfig): Record<string, string> {
+  const name = cfg.kafkaSasl ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
+  const props: Record<string, string> = {
+    listeners: `${name}://127.0.0.1:${cfg.kafkaPort},CONTROLLER://127.0.0.1:${cfg.kafkaControllerPort}`,
+    'advertised.listeners': `${name}://127.0.0.1:${cfg.kafkaPort}`,
+    'controller.listener.names': 'CONTROLLER',
+    'listener.security.protocol.map': `CONTROLLER:PLAINTEXT,${name}:${name}`,
+    'inter.broker.listener.name': name,
+  };
+  if (cfg.kafkaSasl) {
+    const { username, password } = cfg.kafkaSasl;
+    props['sasl.enabled.mechanisms'] = 'PLAIN';
+    props['sasl.mechanism.inter.broker.protocol'] = 'PLAIN';
+    props['listener.name.sasl_plaintext.plain.sasl.jaas.config'] =
+      `org.apache.kafka.common.security.plain.PlainLoginModule required username=${jaasString(username)} password=${jaasString(password)} user_${username}=${jaasString(password)};`;
+  }
+  return props;
+}
+
 function writeConfig(cfg: LocalInfraConfig, dir: string): string {
   const props = {
     'process.roles': 'broker,controller',
     'node.id': '1',
     'controller.quorum.voters': `1@127.0.0.1:${cfg.kafkaControllerPort}`,
-    listeners: `PLAINTEXT://127.0.0.1:${cfg.kafkaPort},CONTROLLER://127.0.0.1:${cfg.kafkaControllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${cfg.kafkaPort}`,
-    'controller.listener.names': 'CONTROLLER',
-    'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
-    'inter.broker.listener.name': 'PLAINTEXT',
+    ...listenerProps(cfg),
     'log.dirs': join(dir, 'data'),
     'num.partitions': '8',
     'offsets.topic.replication.factor': '1',
@@ -50,7 +68,8 @@ function writeConfig(cfg: LocalInfraConfig, dir: string): string {
     'log.retention.hours': '24',
   };
   const file = join(dir, 'server.properties');
-  writeFileSync(file, Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  // A backslash is an escape in .properties files; the JAAS line may carry some.
+  writeFileSync(file, Object.entries(props).map(([k, v]) => `${k}=${v.replaceAll('\\', '\\\\')}`).join('\n') + '\n');
   writeFileSync(
     join(dir, 'log4j.properties'),
     ['log4j.rootLogger=WARN, stdout', 'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
@@ -70,8 +89,15 @@ function javaArgs(cfg: LocalInfraConfig, dir: string, mainClass: string, args: s
   ];
 }
 
-export async function kafkaAnswers(brokers: string[]): Promise<boolean> {
-  const admin = new Kafka({ clientId: 'meshlens-infra', brokers, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000 }).admin();
+export async function kafkaAnswers(brokers: string[], sasl?: LocalInfraConfig['kafkaSasl']): Promise<boolean> {
+  const admin = new Kafka({
+    clientId: 'meshlens-infra',
+    brokers,
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+    connectionTimeout: 1000,
+    ...(sasl ? { sasl: { mechanism: 'plain', ...sasl } as SASLOptions } : {}),
+  }).admin();
   try {
     await admin.connect();
     const cluster = await admin.describeCluster();
@@ -102,6 +128,6 @@ export async function startKafka(cfg: LocalInfraConfig): Promise<KafkaEndpoint> 
   }
   const pid = spawnDaemon('java', javaArgs(cfg, dir, 'kafka.Kafka', [propsFile]), logFile, dir);
   const brokers = [`127.0.0.1:${cfg.kafkaPort}`];
-  await waitReady('Kafka', pid, logFile, cfg.readyTimeoutMs, () => kafkaAnswers(brokers));
+  await waitReady('Kafka', pid, logFile, cfg.readyTimeoutMs, () => kafkaAnswers(brokers, cfg.kafkaSasl));
   return { pid, brokers };
 }
