@@ -106,7 +106,7 @@ async function runPassThrough(): Promise<Result> {
       eachBatch: async ({ batch, heartbeat }) => {
         first ??= performance.now();
         const rows = batch.messages.flatMap((m) =>
-          ingest('tcp', m.value).records.map((r) => flowRow({ key: '', slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? r : null, server: r.role === 'server' ? r : null, late: false }, enrich).row),
+          ingest('tcp', m.value).records.map((r) => flowRow({ key: '', slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? r : null, server: r.role === 'server' ? r : null, late: false, capFlushed: false }, enrich).row),
         );
         await sink.insert('tcp_flows', rows, `${batch.topic}/${batch.partition}/${batch.firstOffset()}-${batch.lastOffset()}`, { beforeRetry: heartbeat, onStall: () => {} });
         await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }]);

@@ -67,7 +67,7 @@ export async function startAnalyzer(cfg: AnalyzerConfig, log: Logger = pino({ le
   await producer.connect();
 
   const index = new MetadataIndex();
-  const names = new DnsNames();
+  const names = new DnsNames(cfg.maxDnsNames, () => metrics.dnsNamesEvicted.inc());
   const enrich = new Enricher(index, names);
   const readers: BroadcastReader[] = [];
   readers.push(
@@ -127,7 +127,7 @@ export async function startAnalyzer(cfg: AnalyzerConfig, log: Logger = pino({ le
   };
 
   const processorFor = (topic: string, state: ReturnType<typeof decodeCommitState>): PartitionProcessor => {
-    if (topic === cfg.topics.tcp) return new FlowProcessor(enrich, metrics, cfg.graceMs, { watermarkMs: state?.wm ?? 0, emittedThrough: state?.through ?? -1 });
+    if (topic === cfg.topics.tcp) return new FlowProcessor(enrich, metrics, { graceMs: cfg.graceMs, maxHeld: cfg.maxHeldRecords }, { watermarkMs: state?.wm ?? 0, emittedThrough: state?.through ?? -1 });
     if (topic === cfg.topics.tcpEvent) return eventProcessor(enrich);
     return dnsProcessor(enrich);
   };

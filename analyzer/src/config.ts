@@ -4,19 +4,15 @@
  * SASL mechanism fails loudly instead of surfacing as a retry loop an hour later.
  */
 import { z } from 'zod';
-import { Topics } from '@meshlens/schemas';
+import { Topics, kafkaSecurityFromEnv, kafkaSecuritySchema } from '@meshlens/schemas';
 
 const nonEmpty = z.string().min(1);
-
-const saslSchema = z.object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: nonEmpty, password: nonEmpty });
 
 export const analyzerConfigSchema = z.object({
   kafka: z.object({
     brokers: z.array(nonEmpty).min(1),
     clientId: nonEmpty.default('meshlens-analyzer'),
-    /** true: TLS with the system CAs; an object: explicit PEMs (file contents, not paths). */
-    ssl: z.union([z.boolean(), z.object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })]).default(false),
-    sasl: saslSchema.nullable().default(null),
+    ...kafkaSecuritySchema.shape,
   }),
   clickhouse: z.object({
     url: z.url(),
@@ -40,6 +36,13 @@ export const analyzerConfigSchema = z.object({
   sessionTimeoutMs: z.number().int().min(6_000).default(30_000),
   /** How far behind the newest slot seen a slot may still receive its other side. */
   graceMs: z.number().int().min(0).default(10_000),
+  /**
+   * Memory bound of matching, per partition: past this many held records the oldest slot is
+   * flushed early (counted, its one-sided rows marked `memory_cap`), never dropped.
+   */
+  maxHeldRecords: z.number().int().positive().default(200_000),
+  /** Memory bound of the DNS-learnt names: this many IPs, least recently used evicted first (counted). */
+  maxDnsNames: z.number().int().positive().default(100_000),
   /** A partition with held records and no new message for this long is flushed anyway. */
   idleFlushMs: z.number().int().positive().default(30_000),
   /** Retry delay bounds while ClickHouse refuses inserts; consumption stays paused meanwhile. */
@@ -63,17 +66,8 @@ function num(v: string | undefined): number | undefined {
 
 /** The environment's view of the config; explicit overrides win. */
 export function configFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<AnalyzerConfigInput> = {}): AnalyzerConfig {
-  const sasl = env.MESHLENS_KAFKA_SASL_MECHANISM
-    ? { mechanism: env.MESHLENS_KAFKA_SASL_MECHANISM, username: env.MESHLENS_KAFKA_SASL_USERNAME, password: env.MESHLENS_KAFKA_SASL_PASSWORD }
-    : null;
-  const ssl =
-    env.MESHLENS_KAFKA_TLS === '1' || env.MESHLENS_KAFKA_TLS_CA
-      ? env.MESHLENS_KAFKA_TLS_CA || env.MESHLENS_KAFKA_TLS_CERT
-        ? { ca: env.MESHLENS_KAFKA_TLS_CA, cert: env.MESHLENS_KAFKA_TLS_CERT, key: env.MESHLENS_KAFKA_TLS_KEY }
-        : true
-      : false;
   const fromEnv = {
-    kafka: { brokers: env.MESHLENS_KAFKA_BROKERS?.split(',').map((b) => b.trim()).filter(Boolean), ssl, sasl },
+    kafka: { brokers: env.MESHLENS_KAFKA_BROKERS?.split(',').map((b) => b.trim()).filter(Boolean), ...kafkaSecurityFromEnv(env) },
     clickhouse: {
       url: env.MESHLENS_CLICKHOUSE_URL,
       username: env.MESHLENS_CLICKHOUSE_USER || undefined,
@@ -83,6 +77,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv, overrides: Partial<Analyze
     groupId: env.MESHLENS_ANALYZER_GROUP || undefined,
     graceMs: num(env.MESHLENS_ANALYZER_GRACE_MS),
     idleFlushMs: num(env.MESHLENS_ANALYZER_IDLE_FLUSH_MS),
+    maxHeldRecords: num(env.MESHLENS_ANALYZER_MAX_HELD_RECORDS),
+    maxDnsNames: num(env.MESHLENS_ANALYZER_MAX_DNS_NAMES),
     sessionTimeoutMs: num(env.MESHLENS_ANALYZER_SESSION_TIMEOUT_MS),
     topicPartitions: num(env.MESHLENS_ANALYZER_TOPIC_PARTITIONS),
     http: { port: num(env.MESHLENS_ANALYZER_HTTP_PORT) },

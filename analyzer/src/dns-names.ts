@@ -2,6 +2,9 @@
  * Names learnt from DNS answers that agents observed: an IP nobody in the cluster owns is
  * labelled with the name a client looked up to reach it. Kept per IP, newest last, a few
  * per IP, because CDNs and cloud APIs reuse addresses across names over time.
+ *
+ * Bounded: at most `maxIps` addresses, the least recently learnt or looked up evicted first
+ * (a Map iterates in insertion order, so re-inserting on use keeps the oldest in front).
  */
 import { isIP } from 'node:net';
 import type { DnsRecord } from '@meshlens/schemas';
@@ -16,6 +19,15 @@ interface Learnt {
 export class DnsNames {
   private readonly byIp = new Map<string, Learnt[]>();
 
+  constructor(
+    private readonly maxIps = Number.POSITIVE_INFINITY,
+    private readonly onEvict: () => void = () => {},
+  ) {}
+
+  get size(): number {
+    return this.byIp.size;
+  }
+
   learn(r: DnsRecord): number {
     if (r.rcode !== 0 || r.answers.length === 0) return 0;
     const name = r.qname.endsWith('.') ? r.qname.slice(0, -1) : r.qname;
@@ -26,7 +38,7 @@ export class DnsNames {
       list.push({ name, atMs: r.ts_ms });
       list.sort((x, y) => x.atMs - y.atMs);
       if (list.length > PER_IP) list.shift();
-      this.byIp.set(a, list);
+      this.touch(a, list);
       learnt++;
     }
     return learnt;
@@ -36,7 +48,16 @@ export class DnsNames {
   nameOf(ip: string, untilMs: number): string | null {
     const list = this.byIp.get(ip);
     if (!list) return null;
+    this.touch(ip, list);
     for (let i = list.length - 1; i >= 0; i--) if (list[i]!.atMs < untilMs) return list[i]!.name;
     return null;
+  }
+
+  private touch(ip: string, list: Learnt[]): void {
+    this.byIp.delete(ip);
+    this.byIp.set(ip, list);
+    if (this.byIp.size <= this.maxIps) return;
+    this.byIp.delete(this.byIp.keys().next().value!);
+    this.onEvict();
   }
 }

@@ -30,7 +30,7 @@ export class Enricher {
   local(owner: Owner, ep: Endpoint, w: Window): SideLabel {
     const byUid = owner.pod_uid ? this.index.podByUid(owner.pod_uid) : null;
     const found = byUid ?? this.index.resolve(ep.ip, w.fromMs, w.toMs);
-    if (found) return { ...found, node: found.node || owner.node, zone: found.zone || this.index.zoneOf(owner.node) };
+    if (found) return found.node && found.zone ? found : { ...found, node: found.node || owner.node, zone: found.zone || this.index.zoneOf(owner.node) };
     // An instrumented socket always has a node, even when its pod is not (yet) known.
     return { kind: 'node', node: owner.node, zone: this.index.zoneOf(owner.node), namespace: '', workload: `node:${owner.node}`, service: '', pod: '', podUid: owner.pod_uid ?? '' };
   }

@@ -15,6 +15,8 @@ export interface FlowGroup {
   server: TcpRecord | null;
   /** Arrived after the watermark had passed its slot: stored as is, never matched. */
   late: boolean;
+  /** Emitted before its grace period ended because the partition held too many records. */
+  capFlushed: boolean;
 }
 
 interface Slot {
@@ -47,6 +49,17 @@ function mergeSide(a: TcpRecord, b: TcpRecord): TcpRecord {
   };
 }
 
+export interface MatcherLimits {
+  graceMs: number;
+  /**
+   * Most records held for matching at once. Past it the oldest slot is closed early, exactly
+   * as if the watermark had passed it: its groups come out (one-sided where the other end has
+   * not arrived) and later records for it are stored as late. The decision depends only on
+   * the records fed, so a replay from a restored state closes the same slots at the same place.
+   */
+  maxHeld: number;
+}
+
 export interface MatcherState {
   /** Slots starting before this are closed. */
   watermarkMs: number;
@@ -61,10 +74,12 @@ export class Matcher {
   watermarkMs: number;
   private readonly emittedThrough: number;
 
-  constructor(
-    private readonly graceMs: number,
-    state: MatcherState,
-  ) {
+  private readonly graceMs: number;
+  private readonly maxHeld: number;
+
+  constructor(limits: MatcherLimits, state: MatcherState) {
+    this.graceMs = limits.graceMs;
+    this.maxHeld = limits.maxHeld;
     this.watermarkMs = state.watermarkMs;
     this.emittedThrough = state.emittedThrough;
   }
@@ -77,7 +92,7 @@ export class Matcher {
   add(r: TcpRecord, offset: number, out: FlowGroup[]): boolean {
     if (r.slot_start_ms < this.watermarkMs) {
       if (offset <= this.emittedThrough) return false;
-      out.push({ key: keyOf(r), slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? r : null, server: r.role === 'server' ? r : null, late: true });
+      out.push({ key: keyOf(r), slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? r : null, server: r.role === 'server' ? r : null, late: true, capFlushed: false });
       return true;
     }
     if (r.slot_start_ms > this.maxSlotMs) this.maxSlotMs = r.slot_start_ms;
@@ -89,14 +104,22 @@ export class Matcher {
     const key = keyOf(r);
     let g = slot.groups.get(key);
     if (!g) {
-      g = { key, slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: null, server: null, late: false };
+      g = { key, slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: null, server: null, late: false, capFlushed: false };
       slot.groups.set(key, g);
     }
     const prev = r.role === 'client' ? g.client : g.server;
     if (r.role === 'client') g.client = prev ? mergeSide(prev, r) : r;
     else g.server = prev ? mergeSide(prev, r) : r;
-    if (!prev) this.heldCount++;
+    if (!prev && ++this.heldCount > this.maxHeld) this.closeOldestSlot(out);
     return true;
+  }
+
+  private closeOldestSlot(out: FlowGroup[]): void {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const s of this.slots.keys()) if (s < oldest) oldest = s;
+    const from = out.length;
+    this.advanceTo(oldest + 1, out);
+    for (let i = from; i < out.length; i++) out[i]!.capFlushed = true;
   }
 
   /** After each message: moves the watermark to the newest slot minus grace and emits closed slots. */

@@ -38,6 +38,16 @@ export function createMetrics() {
     }),
     insertFailures: new Counter({ name: 'meshlens_analyzer_insert_failures_total', help: 'failed insert attempts (retried)', labelNames: ['table'], registers: [registry] }),
     paused: new Gauge({ name: 'meshlens_analyzer_paused_partitions', help: 'partitions paused waiting for ClickHouse', registers: [registry] }),
+    capFlushedRecords: new Counter({
+      name: 'meshlens_analyzer_memory_cap_flushed_records_total',
+      help: 'held records released before their grace period ended because a partition reached maxHeldRecords',
+      registers: [registry],
+    }),
+    dnsNamesEvicted: new Counter({
+      name: 'meshlens_analyzer_dns_names_evicted_total',
+      help: 'IPs whose learnt DNS names were dropped, least recently used first, to stay within maxDnsNames',
+      registers: [registry],
+    }),
     held: new Gauge({ name: 'meshlens_analyzer_held_records', help: 'records waiting for their other side', labelNames: ['partition'], registers: [registry] }),
     lag: new Gauge({ name: 'meshlens_analyzer_lag_messages', help: 'high watermark minus last processed offset', labelNames: ['topic', 'partition'], registers: [registry] }),
     committed: new Counter({ name: 'meshlens_analyzer_commits_total', help: 'offset commits after acknowledged inserts', labelNames: ['topic'], registers: [registry] }),

@@ -5,7 +5,7 @@
  */
 import type { DnsRecord, RecordTypeName, TcpEvent, TcpRecord } from '@meshlens/schemas';
 import type { Enricher } from './enrich.js';
-import { Matcher, type FlowGroup, type MatcherState } from './matcher.js';
+import { Matcher, type FlowGroup, type MatcherLimits, type MatcherState } from './matcher.js';
 import type { Metrics } from './metrics.js';
 import { dnsRow, eventRow, flowRow } from './rows.js';
 
@@ -36,10 +36,10 @@ export class FlowProcessor implements PartitionProcessor {
   constructor(
     private readonly enrich: Enricher,
     private readonly metrics: Metrics,
-    graceMs: number,
+    limits: MatcherLimits,
     state: MatcherState,
   ) {
-    this.matcher = new Matcher(graceMs, state);
+    this.matcher = new Matcher(limits, state);
   }
 
   onMessage(offset: number, records: unknown[], out: UnitRows): void {
@@ -60,7 +60,9 @@ export class FlowProcessor implements PartitionProcessor {
     // Counted per call, not per row: a labelled prom-client increment hashes its labels.
     const flows = new Map<string, number>();
     const unmatched = new Map<string, number>();
+    let capFlushed = 0;
     const rows = groups.map((g) => {
+      if (g.capFlushed) capFlushed += (g.client ? 1 : 0) + (g.server ? 1 : 0);
       const built = flowRow(g, this.enrich);
       const k = `${String(built.row.observed)}/${g.late}`;
       flows.set(k, (flows.get(k) ?? 0) + 1);
@@ -72,6 +74,7 @@ export class FlowProcessor implements PartitionProcessor {
       this.metrics.flows.inc({ observed, late }, n);
     }
     for (const [reason, n] of unmatched) this.metrics.unmatched.inc({ reason }, n);
+    if (capFlushed > 0) this.metrics.capFlushedRecords.inc(capFlushed);
     push(out, 'tcp_flows', rows);
   }
 

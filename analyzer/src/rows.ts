@@ -1,35 +1,34 @@
 /**
  * ClickHouse rows from matched groups, events and DNS records. Column names are those of
  * schemas/migrations/0001_raw_tables.sql; every label is resolved as of the record's time.
+ * Times are epoch milliseconds: the RowBinary encoder writes them as the column's ticks.
  */
 import { bucketOf, type DnsRecord, type Owner, type TcpEvent } from '@meshlens/schemas';
 import { Enricher, type SideLabel } from './enrich.js';
 import type { FlowGroup } from './matcher.js';
 
-let lastMs = Number.NaN;
-let lastText = '';
-/** DateTime64(3) text without relying on a best-effort parse setting; rows of one slot share it, so the last one is remembered. */
-export function chTime(ms: number): string {
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastText = new Date(ms).toISOString().slice(0, 23).replace('T', ' ');
-  }
-  return lastText;
-}
+const ATTR_KEYS = {
+  client: { pid: 'client_pid', cgroup: 'client_cgroup_id', netns: 'client_netns', container: 'client_container' },
+  server: { pid: 'server_pid', cgroup: 'server_cgroup_id', netns: 'server_netns', container: 'server_container' },
+} as const;
 
-function ownerAttrs(prefix: string, o: Owner, out: Record<string, string>): void {
-  out[`${prefix}_pid`] = String(o.pid);
-  out[`${prefix}_cgroup_id`] = String(o.cgroup_id);
-  out[`${prefix}_netns`] = String(o.netns);
-  if (o.container_id) out[`${prefix}_container`] = o.container_id;
+function ownerAttrs(side: 'client' | 'server', o: Owner, out: Record<string, string>): void {
+  const k = ATTR_KEYS[side];
+  out[k.pid] = String(o.pid);
+  out[k.cgroup] = String(o.cgroup_id);
+  out[k.netns] = String(o.netns);
+  if (o.container_id) out[k.container] = o.container_id;
 }
 
 export type FlowRow = Record<string, unknown>;
 
 export interface BuiltFlow {
   row: FlowRow;
-  /** Why a one-sided row has one side: the peer is not ours, or it is ours and did not report. */
-  unmatchedReason: 'peer_not_instrumented' | 'peer_missing' | null;
+  /**
+   * Why a one-sided row has one side: the peer is not ours, or it is ours and did not report
+   * (in time), or its slot was closed early because the partition held too many records.
+   */
+  unmatchedReason: 'peer_not_instrumented' | 'peer_missing' | 'memory_cap' | null;
 }
 
 export function flowRow(g: FlowGroup, enrich: Enricher): BuiltFlow {
@@ -47,9 +46,9 @@ export function flowRow(g: FlowGroup, enrich: Enricher): BuiltFlow {
   if (s) ownerAttrs('server', s.owner, attrs);
   const peer = c ? sl : cl;
   return {
-    unmatchedReason: c && s ? null : peer.kind === 'pod' ? 'peer_missing' : 'peer_not_instrumented',
+    unmatchedReason: c && s ? null : g.capFlushed ? 'memory_cap' : peer.kind === 'pod' ? 'peer_missing' : 'peer_not_instrumented',
     row: {
-      slot_start: chTime(g.slotStartMs),
+      slot_start: g.slotStartMs,
       slot_ms: g.slotMs,
       observed: c && s ? 'both' : c ? 'client' : 'server',
       late: g.late,
@@ -103,7 +102,7 @@ export function eventRow(e: TcpEvent, enrich: Enricher): Record<string, unknown>
   const l = enrich.local(e.owner, e.local, w);
   const r = enrich.remote(e.remote, w, e.remote_orig);
   return {
-    ts: chTime(e.ts_ms),
+    ts: e.ts_ms,
     kind: e.kind,
     errno: e.errno,
     errno_class: e.errno_class,
@@ -136,7 +135,7 @@ export function dnsRow(d: DnsRecord, enrich: Enricher): Record<string, unknown> 
   const l = enrich.local(d.owner, d.client, w);
   const server = enrich.remote(d.server, w);
   return {
-    ts: chTime(d.ts_ms),
+    ts: d.ts_ms,
     client_ip: d.client.ip,
     client_port: d.client.port,
     server_ip: d.server.ip,

@@ -1,32 +1,53 @@
-// ClickHouse unreachable mid-ingest (a proxy in front of the real one is stopped; the shared
-// ClickHouse itself is never touched): the analyzer pauses the partitions, commits nothing,
-// and once ClickHouse is back every record is stored exactly once.
+// ClickHouse stopped for 60 s in the middle of a steady ingest. The test runs a ClickHouse of
+// its own (the shared one is never touched), stops it by PID and starts it again on the same
+// data: meanwhile the analyzer pauses, commits nothing and drops nothing; afterwards every
+// record produced is stored exactly once.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { TcpProxy } from '@meshlens/e2e/tcp-proxy';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { localInfraConfig, startClickHouse, stopProcess, type LocalInfraConfig } from '@meshlens/deploy/local';
 import { sampleDnsRecords, sampleTcpRecords } from '@meshlens/schemas';
 import type { Analyzer } from '../src/index.js';
-import { SLOT_MS, T0, createEnv, produceDns, produceTcp, query, until, waitForRows, type TestEnv } from './harness.js';
+import { SLOT_MS, T0, createEnv, produceDns, produceTcp, until, type TestEnv } from './harness.js';
 
-describe('backpressure while ClickHouse is unavailable', () => {
+const OUTAGE_MS = 60_000;
+const TCP_PER_BATCH = 40;
+const DNS_PER_BATCH = 10;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('ClickHouse stopped for 60 s mid-ingest', () => {
   let env: TestEnv;
-  let relay: TcpProxy;
   let analyzer: Analyzer;
+  let chConfig: LocalInfraConfig;
+  let chPid: number | null = null;
+  let ch: ClickHouseClient;
 
   before(async () => {
+    chConfig = { ...localInfraConfig(), stateDir: mkdtempSync(join(tmpdir(), 'meshlens-backpressure-')), clickhousePort: await freePort() };
+    const started = await startClickHouse(chConfig);
+    chPid = started.pid;
     env = await createEnv();
-    const ch = new URL(env.conn.clickhouseUrl);
-    relay = new TcpProxy({ host: ch.hostname, port: Number(ch.port) });
-    await relay.start();
-    analyzer = await env.start({
-      clickhouse: { url: `http://127.0.0.1:${relay.port}`, username: env.conn.clickhouseUser, password: env.conn.clickhousePassword, database: env.database },
-    });
+    ch = createClient({ url: started.url, database: env.database });
+    analyzer = await env.start({ clickhouse: { url: started.url, database: env.database } });
   });
 
   after(async () => {
-    await analyzer.stop();
-    await relay.stop();
     await env.cleanup();
+    await ch.close();
+    if (chPid !== null) await stopProcess(chPid);
+    rmSync(chConfig.stateDir, { recursive: true, force: true });
   });
 
   const committed = async () => {
@@ -34,25 +55,63 @@ describe('backpressure while ClickHouse is unavailable', () => {
     return res.flatMap((t) => t.partitions.map((p) => `${t.topic}/${p.partition}=${p.offset}`)).sort().join(' ');
   };
   const metric = async (name: 'insertFailures' | 'paused') => (await analyzer.metrics[name].get()).values.reduce((a, v) => a + v.value, 0);
-  const counts = async () => (await query<{ n: number[] }>(env, 'SELECT [(SELECT count() FROM tcp_flows), (SELECT count() FROM dns_queries)] AS n'))[0]!.n.map(Number);
+  const stored = async (): Promise<{ flows: number; distinct_flows: number; dns: number; distinct_dns: number }> => {
+    const rs = await ch.query({
+      query: `SELECT
+                (SELECT count() FROM tcp_flows) AS flows,
+                (SELECT uniqExact(slot_start, client_ip, client_port, server_ip, server_port, observed) FROM tcp_flows) AS distinct_flows,
+                (SELECT count() FROM dns_queries) AS dns,
+                (SELECT uniqExact(ts, client_ip, client_port, qname) FROM dns_queries) AS distinct_dns`,
+      format: 'JSONEachRow',
+    });
+    const [r] = await rs.json<Record<'flows' | 'distinct_flows' | 'dns' | 'distinct_dns', string | number>>();
+    return { flows: Number(r!.flows), distinct_flows: Number(r!.distinct_flows), dns: Number(r!.dns), distinct_dns: Number(r!.distinct_dns) };
+  };
 
-  it('pauses consumption, commits nothing and loses nothing until ClickHouse is back', async () => {
-    await produceTcp(env, sampleTcpRecords(100, 1, T0));
-    await produceDns(env, sampleDnsRecords(50, 1, T0));
-    await waitForRows<{ n: number[] }>(env, 'SELECT [(SELECT count() FROM tcp_flows), (SELECT count() FROM dns_queries)] AS n', (r) => r[0]?.n.map(Number).join() === '100,50');
-    const before = await committed();
+  it('pauses, commits nothing while stopped, and stores every record exactly once after the restart', async (t) => {
+    // One batch per slot: each record is a connection of its own, so rows = records.
+    let batches = 0;
+    const produced = { flows: 0, dns: 0 };
+    let producing = true;
+    const producer = (async () => {
+      while (producing) {
+        const slot = T0 + batches * SLOT_MS;
+        await produceTcp(env, sampleTcpRecords(TCP_PER_BATCH, 100 + batches, slot));
+        await produceDns(env, sampleDnsRecords(DNS_PER_BATCH, 100 + batches, slot));
+        produced.flows += TCP_PER_BATCH;
+        produced.dns += DNS_PER_BATCH;
+        batches++;
+        await delay(250);
+      }
+    })();
 
-    await relay.stop();
-    await produceTcp(env, sampleTcpRecords(200, 2, T0 + SLOT_MS));
-    await produceDns(env, sampleDnsRecords(80, 2, T0 + SLOT_MS));
-    await until('inserts fail and partitions pause', async () => (await metric('insertFailures')) >= 6 && (await metric('paused')) > 0);
-    assert.deepEqual(await counts(), [100, 50]);
-    assert.equal(await committed(), before, 'no offset may be committed while its rows are not stored');
+    await until('some rows are stored', async () => (await stored().catch(() => ({ flows: 0 }))).flows >= 4 * TCP_PER_BATCH);
+    const stoppedAt = Date.now();
+    await stopProcess(chPid!);
+    chPid = null;
+    const atStop = { ...produced };
+    await until('inserts fail and partitions pause', async () => (await metric('insertFailures')) >= 3 && (await metric('paused')) > 0, OUTAGE_MS / 2);
+    const whilePaused = await committed();
+    await delay(OUTAGE_MS - (Date.now() - stoppedAt));
+    assert.equal(await committed(), whilePaused, 'no offset may be committed while ClickHouse is down');
+    assert.ok(produced.flows >= atStop.flows + 10 * TCP_PER_BATCH, 'ingest went on during the outage');
 
-    await relay.start();
-    await waitForRows<{ n: number[] }>(env, 'SELECT [(SELECT count() FROM tcp_flows), (SELECT count() FROM dns_queries)] AS n', (r) => (r[0]?.n.map(Number) ?? [0, 0]).every((n, i) => n >= [300, 130][i]!));
+    chPid = (await startClickHouse(chConfig)).pid;
+    await delay(2_000);
+    producing = false;
+    await producer;
+
+    await until(
+      'every record is stored',
+      async () => {
+        const s = await stored();
+        return s.flows >= produced.flows && s.dns >= produced.dns;
+      },
+      60_000,
+    );
     await until('partitions resume', async () => (await metric('paused')) === 0);
-    assert.deepEqual(await counts(), [300, 130]);
-    assert.notEqual(await committed(), before);
+    assert.deepEqual(await stored(), { flows: produced.flows, distinct_flows: produced.flows, dns: produced.dns, distinct_dns: produced.dns });
+    assert.notEqual(await committed(), whilePaused);
+    t.diagnostic(`produced ${produced.flows} tcp and ${produced.dns} dns records, ${produced.flows - atStop.flows} tcp of them after the stop; ${await metric('insertFailures')} failed insert attempts`);
   });
 });

@@ -32,6 +32,12 @@ describe('analyzer config', () => {
     assert.equal(cfg.clickhouse.database, 'other');
   });
 
+  it('reads the memory caps from the environment and refuses a cap of zero', () => {
+    const cfg = configFromEnv({ ...base, MESHLENS_ANALYZER_MAX_HELD_RECORDS: '5000', MESHLENS_ANALYZER_MAX_DNS_NAMES: '300' });
+    assert.deepEqual([cfg.maxHeldRecords, cfg.maxDnsNames], [5000, 300]);
+    assert.throws(() => configFromEnv({ ...base, MESHLENS_ANALYZER_MAX_HELD_RECORDS: '0' }), /maxHeldRecords/);
+  });
+
   it('refuses an unknown SASL mechanism, a missing password, no brokers and a hostile database name', () => {
     assert.throws(() => configFromEnv({ ...base, MESHLENS_KAFKA_SASL_MECHANISM: 'gssapi', MESHLENS_KAFKA_SASL_USERNAME: 'a', MESHLENS_KAFKA_SASL_PASSWORD: 'b' }), /mechanism/);
     assert.throws(() => configFromEnv({ ...base, MESHLENS_KAFKA_SASL_MECHANISM: 'plain', MESHLENS_KAFKA_SASL_USERNAME: 'a' }), /password/);

@@ -10,7 +10,7 @@ const B = { ip: '10.0.0.2', port: 80, node: 'n2' };
 
 describe('Matcher', () => {
   it('holds both ends of a connection until the watermark passes their slot, then emits one group', () => {
-    const m = new Matcher(SLOT_MS, { watermarkMs: 0, emittedThrough: -1 });
+    const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
     const c = connection(1, A, B, T0);
     const out: FlowGroup[] = [];
     m.add(c.server, 5, out);
@@ -30,7 +30,7 @@ describe('Matcher', () => {
   });
 
   it('emits a record for an already closed slot at once, flagged late', () => {
-    const m = new Matcher(0, { watermarkMs: T0 + SLOT_MS, emittedThrough: -1 });
+    const m = new Matcher({ graceMs: 0, maxHeld: 1000 }, { watermarkMs: T0 + SLOT_MS, emittedThrough: -1 });
     const out: FlowGroup[] = [];
     m.add(connection(1, A, B, T0).server, 3, out);
     assert.deepEqual(out.map((g) => [g.late, g.client, g.server !== null]), [[true, null, true]]);
@@ -38,7 +38,7 @@ describe('Matcher', () => {
   });
 
   it('after a restore, skips records already emitted and holds the rest again', () => {
-    const m = new Matcher(SLOT_MS, { watermarkMs: T0 + SLOT_MS, emittedThrough: 10 });
+    const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: T0 + SLOT_MS, emittedThrough: 10 });
     const out: FlowGroup[] = [];
     assert.equal(m.add(connection(1, A, B, T0).client, 9, out), false);
     assert.equal(m.add(connection(2, A, B, T0 + SLOT_MS).client, 10, out), true);
@@ -48,7 +48,7 @@ describe('Matcher', () => {
   });
 
   it('keeps loopback connections of different network namespaces apart', () => {
-    const m = new Matcher(0, { watermarkMs: 0, emittedThrough: -1 });
+    const m = new Matcher({ graceMs: 0, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
     const lo = (netns: number) => connection(1, { ip: '127.0.0.1', port: 40000, node: 'n1', netns }, { ip: '127.0.0.1', port: 80, node: 'n1', netns }, T0);
     const out: FlowGroup[] = [];
     for (const c of [lo(1), lo(2)]) {
@@ -57,5 +57,43 @@ describe('Matcher', () => {
     }
     m.advanceTo(m.closeAllWatermark(), out);
     assert.deepEqual(out.map((g) => [g.client?.owner.netns, g.server?.owner.netns]), [[1, 1], [2, 2]]);
+  });
+
+  it('past maxHeld closes the oldest slot early, flagged, and a replay from the committed state closes it at the same record', () => {
+    const feed = Array.from({ length: 5 }, (_, i) => connection(10 + i, { ...A, port: A.port + i }, B, T0 + (i < 3 ? 0 : SLOT_MS)));
+    // Clients first, then servers: with room for 4 held records the fifth client closes slot T0
+    // before any server arrived, so its three connections come out one-sided.
+    const records = [...feed.map((c) => c.client), ...feed.map((c) => c.server)];
+    const run = (m: Matcher, from: number, to = records.length - 1) => {
+      const out: FlowGroup[] = [];
+      for (let offset = from; offset <= to; offset++) {
+        m.add(records[offset]!, offset, out);
+        m.advance(out);
+      }
+      return out;
+    };
+    const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 4 }, { watermarkMs: 0, emittedThrough: -1 });
+    const unit1 = run(m, 0, 4);
+    const committed = { watermarkMs: m.watermarkMs, emittedThrough: 4, offset: m.heldFromOffset()! };
+    const unit2 = run(m, 5);
+    assert.deepEqual(unit1.map((g) => [g.slotStartMs, g.client !== null, g.server !== null, g.late, g.capFlushed]), [
+      [T0, true, false, false, true],
+      [T0, true, false, false, true],
+      [T0, true, false, false, true],
+    ]);
+    // Nothing is lost: the servers of the closed slot come out late, the later slot is still held whole.
+    assert.deepEqual(unit2.map((g) => [g.server?.local.port, g.late, g.capFlushed]), [
+      [80, true, false],
+      [80, true, false],
+      [80, true, false],
+    ]);
+    assert.equal(m.held, 4);
+
+    // A restart from what the unit after offset 4 committed holds the same records and emits the same rest.
+    assert.equal(committed.offset, 3);
+    const restored = new Matcher({ graceMs: SLOT_MS, maxHeld: 4 }, committed);
+    const replayed = run(restored, committed.offset);
+    assert.equal(restored.held, m.held);
+    assert.deepEqual(replayed.map((g) => [g.key, g.late, g.capFlushed]), unit2.map((g) => [g.key, g.late, g.capFlushed]));
   });
 });

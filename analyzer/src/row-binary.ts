@@ -1,0 +1,249 @@
+/**
+ * Rows to ClickHouse's RowBinary input format, driven by the column types the table itself
+ * reports, so a migration that changes a type changes the encoding with it. JSON was the
+ * largest single cost of an insert (bench/RESULTS.md): every number went to text and back.
+ * Only the types our tables use are known; any other fails loudly when the encoder is built,
+ * never silently mid-insert.
+ */
+
+/** A growable byte buffer written front to back. */
+export class ByteWriter {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(initial = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+  }
+
+  varint(v: number): void {
+    this.ensure(10);
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v & 0x7f) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.buf[this.pos++] = v;
+  }
+
+  string(s: string): void {
+    const n = s.length;
+    if (n < 128) {
+      // Labels, addresses, IDs and numbers-as-text are short ASCII: copying chars beats a native call.
+      this.ensure(1 + n);
+      const b = this.buf;
+      const start = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[start + i] = c;
+      }
+      if (i === n) {
+        b[this.pos] = n;
+        this.pos = start + n;
+        return;
+      }
+    }
+    const bytes = Buffer.byteLength(s);
+    this.varint(bytes);
+    this.ensure(bytes);
+    this.pos += this.buf.write(s, this.pos, bytes, 'utf8');
+  }
+
+  u16(v: number): void {
+    this.ensure(2);
+    const b = this.buf;
+    b[this.pos] = v;
+    b[this.pos + 1] = v >>> 8;
+    this.pos += 2;
+  }
+
+  u32(v: number): void {
+    this.ensure(4);
+    const b = this.buf;
+    const p = this.pos;
+    b[p] = v;
+    b[p + 1] = v >>> 8;
+    b[p + 2] = v >>> 16;
+    b[p + 3] = v >>> 24;
+    this.pos = p + 4;
+  }
+
+  /** A JS number is exact up to 2^53, which every counter here stays below. */
+  u64(v: number): void {
+    const lo = v % 0x1_0000_0000;
+    this.u32(lo);
+    this.u32((v - lo) / 0x1_0000_0000);
+  }
+
+  /** Little-endian two's-complement Int64 (DateTime64 ticks); times before 1970 take the slow path. */
+  int64(v: number): void {
+    if (v >= 0) return this.u64(v);
+    this.ensure(8);
+    this.pos = this.buf.writeBigInt64LE(BigInt(v), this.pos);
+  }
+
+  /** The bytes written so far (a view, not a copy). */
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+export type ColumnWriter = (out: ByteWriter, v: unknown) => void;
+
+export class RowBinaryTypeError extends Error {
+  override name = 'RowBinaryTypeError';
+}
+
+/** Splits "A, B(C, D), 'x, y'" at top-level commas. */
+function topLevelArgs(s: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === "'" && s[i - 1] !== '\\') quoted = !quoted;
+    else if (quoted) continue;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === ',' && depth === 0) {
+      out.push(s.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  out.push(s.slice(start).trim());
+  return out;
+}
+
+const UINTS: Record<string, ColumnWriter> = {
+  UInt8: (o, v) => o.u8(v as number),
+  UInt16: (o, v) => o.u16(v as number),
+  UInt32: (o, v) => o.u32(v as number),
+  UInt64: (o, v) => o.u64(v as number),
+};
+
+/** Arrays of plain unsigned integers (histograms) without a call per element. */
+function uintArrayWriter(width: 'UInt16' | 'UInt32'): ColumnWriter {
+  const bytes = width === 'UInt16' ? 2 : 4;
+  return (o, v) => {
+    const a = v as number[];
+    const n = a.length;
+    o.varint(n);
+    o.ensure(n * bytes);
+    const b = o.buf;
+    let p = o.pos;
+    for (let i = 0; i < n; i++) {
+      const x = a[i]!;
+      b[p] = x;
+      b[p + 1] = x >>> 8;
+      if (bytes === 4) {
+        b[p + 2] = x >>> 16;
+        b[p + 3] = x >>> 24;
+      }
+      p += bytes;
+    }
+    o.pos = p;
+  };
+}
+
+/** The writer for one ClickHouse column type, as `system.columns.type` spells it. */
+export function columnWriter(type: string): ColumnWriter {
+  const m = /^(\w+)(?:\((.*)\))?$/s.exec(type.trim());
+  if (!m) throw new RowBinaryTypeError(`cannot parse column type ${type}`);
+  const [, name, inner = ''] = m;
+  const uint = UINTS[name!];
+  if (uint && inner === '') return uint;
+  switch (name) {
+    case 'String':
+      return (o, v) => o.string(v as string);
+    case 'Bool':
+      return (o, v) => o.u8(v ? 1 : 0);
+    case 'LowCardinality':
+      // On the wire LowCardinality is its inner type: the dictionary is the server's business.
+      return columnWriter(inner);
+    case 'Nullable': {
+      const w = columnWriter(inner);
+      return (o, v) => {
+        if (v === null || v === undefined) return o.u8(1);
+        o.u8(0);
+        w(o, v);
+      };
+    }
+    case 'Array': {
+      if (inner === 'UInt16' || inner === 'UInt32') return uintArrayWriter(inner);
+      const w = columnWriter(inner);
+      return (o, v) => {
+        const a = v as unknown[];
+        o.varint(a.length);
+        for (let i = 0; i < a.length; i++) w(o, a[i]);
+      };
+    }
+    case 'Map': {
+      const [k, val] = topLevelArgs(inner);
+      if (!k || !val) throw new RowBinaryTypeError(`cannot parse column type ${type}`);
+      const wk = columnWriter(k);
+      const wv = columnWriter(val);
+      return (o, v) => {
+        const m = v as Record<string, unknown>;
+        const keys = Object.keys(m);
+        o.varint(keys.length);
+        for (const key of keys) {
+          wk(o, key);
+          wv(o, m[key]);
+        }
+      };
+    }
+    case 'Enum8': {
+      const codes = new Map<string, number>();
+      for (const item of topLevelArgs(inner)) {
+        const e = /^'((?:[^'\\]|\\.)*)'\s*=\s*(-?\d+)$/.exec(item);
+        if (!e) throw new RowBinaryTypeError(`cannot parse enum item ${item} of ${type}`);
+        codes.set(e[1]!.replace(/\\(.)/g, '$1'), Number(e[2]));
+      }
+      return (o, v) => {
+        const code = codes.get(v as string);
+        if (code === undefined) throw new RowBinaryTypeError(`${String(v)} is not a value of ${type}`);
+        o.u8(code & 0xff);
+      };
+    }
+    case 'DateTime64': {
+      // Rows carry epoch milliseconds; the column stores ticks of 10^-precision seconds.
+      const precision = Number(topLevelArgs(inner)[0]);
+      if (!Number.isInteger(precision) || precision < 0 || precision > 9) throw new RowBinaryTypeError(`cannot parse column type ${type}`);
+      const scale = 10 ** (precision - 3);
+      return precision === 3 ? (o, v) => o.int64(v as number) : (o, v) => o.int64(Math.round((v as number) * scale));
+    }
+    case 'DateTime':
+      return (o, v) => o.u32(Math.floor((v as number) / 1000));
+    default:
+      throw new RowBinaryTypeError(`column type ${type} has no RowBinary writer here`);
+  }
+}
+
+/** Encodes rows carrying `columns` as properties for `INSERT ... (columns) FORMAT RowBinary`. */
+export function rowsEncoder(columns: { name: string; type: string }[]): (rows: Record<string, unknown>[]) => Buffer {
+  const names = columns.map((c) => c.name);
+  const writers = columns.map((c) => columnWriter(c.type));
+  // Sized from the previous batch of this table, so the buffer rarely has to grow and copy.
+  let bytesPerRow = 256;
+  return (rows) => {
+    const out = new ByteWriter(Math.max(4096, Math.ceil(rows.length * bytesPerRow * 1.1)));
+    for (const row of rows) for (let i = 0; i < names.length; i++) writers[i]!(out, row[names[i]!]);
+    if (rows.length > 0) bytesPerRow = out.pos / rows.length;
+    return out.bytes();
+  };
+}
