@@ -3,9 +3,19 @@ import { z } from 'zod';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { FastifyReply } from 'fastify';
 import { chSeconds, resolveRange, type Range } from './params.js';
+import type { Params } from './db.js';
+import { rollupSource, type Family, type Tier } from './tiers.js';
 
 export interface ApiContext {
   ch: ClickHouseClient;
+  /** Rollup tiers to read besides the minute tier (tiers.ts). */
+  tiers: readonly Tier[];
+}
+
+/** The rows of a rollup family for a range as a FROM item (tiers.ts picks the tables), with its parameters. */
+export function source(ctx: ApiContext, family: Family, range: Range, where = '', opts: { stepS?: number; prefix?: string } = {}): { from: string; params: Params; resolutionMs: number } {
+  const s = rollupSource(family, range, where, { tiers: ctx.tiers, stepS: opts.stepS }, opts.prefix);
+  return { from: s.sql, params: s.params, resolutionMs: s.resolutionMs };
 }
 
 /** The one 400 shape, for checks zod cannot make alone (they need two parameters or the clock). */
@@ -23,9 +33,8 @@ export function rangeOr400(q: { from: string; to: string }, reply: FastifyReply)
   return r;
 }
 
-/** Rollup rows whose minute overlaps the range: a minute is the rollups' resolution. */
-export const MINUTES_IN_RANGE = `minute >= toStartOfMinute(toDateTime({from:UInt32}, 'UTC')) AND minute < toDateTime({to:UInt32}, 'UTC')`;
 
+/** Bounds for raw-table queries, which are exact to the second. */
 export function rangeParams(r: Range): { from: number; to: number } {
   return { from: chSeconds(r.fromMs), to: Math.ceil(r.toMs / 1000) };
 }

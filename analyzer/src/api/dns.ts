@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { histogramQuantile } from '@meshlens/schemas';
 import { select } from './db.js';
-import { ERROR_RESPONSES, MINUTES_IN_RANGE, rangeOr400, rangeParams, type ApiContext } from './context.js';
+import { ERROR_RESPONSES, rangeOr400, rangeParams, source, type ApiContext } from './context.js';
 import { rangeQuery } from './params.js';
 
 /** Answers that mean the server failed the client (NXDOMAIN is an answer, not a failure). */
@@ -40,7 +40,7 @@ interface Row {
   [key: string]: unknown;
 }
 
-function sql(by: keyof typeof GROUPS): string {
+function sql(by: keyof typeof GROUPS, from: string): string {
   const g = GROUPS[by];
   if (by === 'name') {
     return `SELECT ${g.keys}, sumMap([rcode], [toUInt64(1)]) AS rcodes,
@@ -49,7 +49,7 @@ function sql(by: keyof typeof GROUPS): string {
             GROUP BY ${g.by} ORDER BY count() DESC, ${g.by} LIMIT 1000`;
   }
   return `SELECT ${g.keys}, sumMap([toString(rcode)], [queries]) AS rcodes, sumMap(latency) AS latency
-          FROM dns_by_server_1m WHERE ${MINUTES_IN_RANGE} GROUP BY ${g.by} ORDER BY ${g.by}`;
+          FROM ${from} GROUP BY ${g.by} ORDER BY ${g.by}`;
 }
 
 export const dnsRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
@@ -66,7 +66,8 @@ export const dnsRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
       async (req, reply) => {
         const range = rangeOr400(req.query, reply);
         if (!range) return reply;
-        const rows = await select<Row>(ctx.ch, sql(req.query.by), rangeParams(range));
+        const s = req.query.by === 'name' ? { from: '', params: rangeParams(range) } : source(ctx, 'dns', range);
+        const rows = await select<Row>(ctx.ch, sql(req.query.by, s.from), s.params);
         return {
           by: req.query.by,
           groups: rows.map(({ rcodes, latency, ...keys }) => {

@@ -7,17 +7,19 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { select } from './db.js';
-import { badRequest, ERROR_RESPONSES, rangeOr400, rangeParams, type ApiContext } from './context.js';
+import { badRequest, ERROR_RESPONSES, rangeOr400, rangeParams, source, type ApiContext } from './context.js';
 import { addAggs, aggOf, healthOf, healthSchema, RAW_AGGREGATES, ROLLUP_AGGREGATES, type Agg, type AggRow } from './health.js';
 import { rangeQuery, serviceRef, splitRef } from './params.js';
 
 const MAX_POINTS = 1440;
 
-const SOURCES = {
-  zone: { table: 'flows_by_zone_1m', t: 'minute', src: 'client_zone', dst: 'server_zone', aggs: ROLLUP_AGGREGATES },
-  node: { table: 'flows_by_node_1m', t: 'minute', src: 'client_node', dst: 'server_node', aggs: ROLLUP_AGGREGATES },
-  pod: { table: 'tcp_flows', t: 'slot_start', src: 'client_pod', dst: 'server_pod', aggs: RAW_AGGREGATES },
+const GROUPS = {
+  zone: { src: 'client_zone', dst: 'server_zone' },
+  node: { src: 'client_node', dst: 'server_node' },
+  pod: { src: 'client_pod', dst: 'server_pod' },
 } as const;
+
+const PAIR = `client_namespace = {sns:String} AND client_workload = {sname:String} AND server_namespace = {dns:String} AND server_workload = {dname:String}`;
 
 type Row = AggRow & { src: string; dst: string; t: number };
 
@@ -52,18 +54,19 @@ export const edgesRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
         if ((range.toMs - range.fromMs) / stepMs > MAX_POINTS) {
           return badRequest(reply, `step_ms ${stepMs} gives more than ${MAX_POINTS} points for this range`);
         }
-        const s = SOURCES[req.query.by];
+        const { by } = req.query;
         const src = splitRef(req.query.src);
         const dst = splitRef(req.query.dst);
+        // Pods are in no rollup: pod pairs come from the raw flows, whose slots are all there is.
+        const s =
+          by === 'pod'
+            ? { from: `(SELECT slot_start AS start, * FROM tcp_flows WHERE slot_start >= toStartOfMinute(toDateTime({from:UInt32}, 'UTC')) AND slot_start < toDateTime({to:UInt32}, 'UTC') AND ${PAIR})`, params: rangeParams(range) }
+            : source(ctx, by, range, PAIR, { stepS: stepMs / 1000 });
         const rows = await select<Row>(
           ctx.ch,
-          `SELECT ${s.src} AS src, ${s.dst} AS dst, toUnixTimestamp(toStartOfInterval(${s.t}, toIntervalSecond({step:UInt32}))) AS t, ${s.aggs}
-           FROM ${s.table}
-           WHERE ${s.t} >= toStartOfMinute(toDateTime({from:UInt32}, 'UTC')) AND ${s.t} < toDateTime({to:UInt32}, 'UTC')
-             AND client_namespace = {sns:String} AND client_workload = {sname:String}
-             AND server_namespace = {dns:String} AND server_workload = {dname:String}
-           GROUP BY src, dst, t ORDER BY src, dst, t`,
-          { ...rangeParams(range), step: stepMs / 1000, sns: src.namespace, sname: src.name, dns: dst.namespace, dname: dst.name },
+          `SELECT ${GROUPS[by].src} AS src, ${GROUPS[by].dst} AS dst, toUnixTimestamp(toStartOfInterval(start, toIntervalSecond({step:UInt32}))) AS t, ${by === 'pod' ? RAW_AGGREGATES : ROLLUP_AGGREGATES}
+           FROM ${s.from} GROUP BY src, dst, t ORDER BY src, dst, t`,
+          { ...s.params, step: stepMs / 1000, sns: src.namespace, sname: src.name, dns: dst.namespace, dname: dst.name },
         );
         const groups = new Map<string, { src: string; dst: string; cells: { t: number; agg: Agg }[] }>();
         for (const r of rows) {

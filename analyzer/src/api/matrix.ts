@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { select } from './db.js';
-import { ERROR_RESPONSES, MINUTES_IN_RANGE, rangeOr400, rangeParams, type ApiContext } from './context.js';
+import { ERROR_RESPONSES, rangeOr400, source, type ApiContext } from './context.js';
 import { aggOf, failureRate, healthOf, healthSchema, retransmitRate, ROLLUP_AGGREGATES, rttQuantileMs, type Agg, type AggRow } from './health.js';
 import { rangeQuery } from './params.js';
 
@@ -37,12 +37,12 @@ export const matrixRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
       async (req, reply) => {
         const range = rangeOr400(req.query, reply);
         if (!range) return reply;
+        const s = source(ctx, 'zone', range, `client_zone != '' AND server_zone != ''`);
         const rows = await select<Row>(
           ctx.ch,
           `SELECT client_zone AS src_zone, server_zone AS dst_zone, ${ROLLUP_AGGREGATES}
-           FROM flows_by_zone_1m WHERE ${MINUTES_IN_RANGE} AND client_zone != '' AND server_zone != ''
-           GROUP BY src_zone, dst_zone ORDER BY src_zone, dst_zone`,
-          rangeParams(range),
+           FROM ${s.from} GROUP BY src_zone, dst_zone ORDER BY src_zone, dst_zone`,
+          s.params,
         );
         const metric = MATRIX_METRICS[req.query.metric];
         const zones = [...new Set(rows.flatMap((r) => [r.src_zone, r.dst_zone]))].sort();

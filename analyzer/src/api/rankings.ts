@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { select } from './db.js';
-import { ERROR_RESPONSES, MINUTES_IN_RANGE, rangeOr400, rangeParams, type ApiContext } from './context.js';
+import { ERROR_RESPONSES, rangeOr400, source, type ApiContext } from './context.js';
 import { aggOf, failureRate, healthOf, healthSchema, retransmitRate, ROLLUP_AGGREGATES, rttQuantileMs, type Agg, type AggRow } from './health.js';
 import { rangeQuery, serviceRef, splitRef, zoneName } from './params.js';
 
@@ -50,20 +50,21 @@ export const rankingsRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
         const range = rangeOr400(req.query, reply);
         if (!range) return reply;
         const svc = req.query.from_service === undefined ? null : splitRef(req.query.from_service);
+        const s = svc
+          ? source(ctx, 'service', range, 'client_namespace = {ns:String} AND client_workload = {name:String}')
+          : source(ctx, 'zone', range, 'client_zone = {zone:String}');
         const rows = svc
           ? await select<Row>(
               ctx.ch,
               `SELECT '' AS zone, server_namespace AS namespace, server_workload AS name, ${ROLLUP_AGGREGATES}
-               FROM flows_by_service_1m WHERE ${MINUTES_IN_RANGE} AND client_namespace = {ns:String} AND client_workload = {name:String}
-               GROUP BY namespace, name`,
-              { ...rangeParams(range), ns: svc.namespace, name: svc.name },
+               FROM ${s.from} GROUP BY namespace, name`,
+              { ...s.params, ns: svc.namespace, name: svc.name },
             )
           : await select<Row>(
               ctx.ch,
               `SELECT server_zone AS zone, server_namespace AS namespace, server_workload AS name, ${ROLLUP_AGGREGATES}
-               FROM flows_by_zone_1m WHERE ${MINUTES_IN_RANGE} AND client_zone = {zone:String}
-               GROUP BY zone, namespace, name`,
-              { ...rangeParams(range), zone: req.query.from_zone! },
+               FROM ${s.from} GROUP BY zone, namespace, name`,
+              { ...s.params, zone: req.query.from_zone! },
             );
         const ranked = rows
           .map((r) => {

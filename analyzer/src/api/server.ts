@@ -17,11 +17,14 @@ import { edgesRoutes } from './edges.js';
 import { matrixRoutes } from './matrix.js';
 import { rankingsRoutes } from './rankings.js';
 import { servicesRoutes } from './services.js';
+import { ALL_TIERS, type Tier } from './tiers.js';
 import { triageRoutes } from './triage.js';
 
 export interface ApiOptions {
   ch: ClickHouseClient;
   tokens: string[];
+  /** Rollup tiers to read besides the minute tier (tiers.ts); default all. */
+  tiers?: readonly Tier[];
   logger?: Logger;
 }
 
@@ -80,7 +83,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  const ctx = { ch: opts.ch };
+  const ctx = { ch: opts.ch, tiers: opts.tiers ?? ALL_TIERS };
   for (const routes of [servicesRoutes, edgesRoutes, matrixRoutes, triageRoutes, dnsRoutes, rankingsRoutes]) await app.register(routes(ctx));
   return app;
 }

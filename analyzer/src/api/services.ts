@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { select } from './db.js';
-import { ERROR_RESPONSES, MINUTES_IN_RANGE, rangeOr400, rangeParams, type ApiContext } from './context.js';
+import { ERROR_RESPONSES, rangeOr400, source, type ApiContext } from './context.js';
 import { aggOf, healthOf, healthSchema, ROLLUP_AGGREGATES, type AggRow, type Health } from './health.js';
 import { k8sName, rangeQuery } from './params.js';
 
@@ -19,10 +19,9 @@ const peersResponse = z.object({
 });
 const notFound = z.object({ statusCode: z.number(), error: z.string(), message: z.string() });
 
-const bySide = (side: 'client' | 'server', where: string) => `
+const bySide = (side: 'client' | 'server', from: string) => `
   SELECT ${side}_namespace AS namespace, ${side}_workload AS name, ${ROLLUP_AGGREGATES}
-  FROM flows_by_service_1m WHERE ${MINUTES_IN_RANGE} ${where}
-  GROUP BY namespace, name ORDER BY namespace, name`;
+  FROM ${from} GROUP BY namespace, name ORDER BY namespace, name`;
 
 export const servicesRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
   async (app) => {
@@ -32,8 +31,8 @@ export const servicesRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
       async (req, reply) => {
         const range = rangeOr400(req.query, reply);
         if (!range) return reply;
-        const p = rangeParams(range);
-        const [inbound, outbound] = await Promise.all([select<Row>(ctx.ch, bySide('server', ''), p), select<Row>(ctx.ch, bySide('client', ''), p)]);
+        const s = source(ctx, 'service', range);
+        const [inbound, outbound] = await Promise.all([select<Row>(ctx.ch, bySide('server', s.from), s.params), select<Row>(ctx.ch, bySide('client', s.from), s.params)]);
         const services = new Map<string, { namespace: string; name: string; inbound: Health | null; outbound: Health | null }>();
         const entry = (r: Row) => {
           const key = `${r.namespace}/${r.name}`;
@@ -60,10 +59,12 @@ export const servicesRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
       async (req, reply) => {
         const range = rangeOr400(req.query, reply);
         if (!range) return reply;
-        const p = { ...rangeParams(range), ns: req.params.namespace, name: req.params.name };
+        const p = { ns: req.params.namespace, name: req.params.name };
+        const callersOf = source(ctx, 'service', range, 'server_namespace = {ns:String} AND server_workload = {name:String}');
+        const calleesOf = source(ctx, 'service', range, 'client_namespace = {ns:String} AND client_workload = {name:String}');
         const [callers, callees] = await Promise.all([
-          select<Row>(ctx.ch, bySide('client', 'AND server_namespace = {ns:String} AND server_workload = {name:String}'), p),
-          select<Row>(ctx.ch, bySide('server', 'AND client_namespace = {ns:String} AND client_workload = {name:String}'), p),
+          select<Row>(ctx.ch, bySide('client', callersOf.from), { ...callersOf.params, ...p }),
+          select<Row>(ctx.ch, bySide('server', calleesOf.from), { ...calleesOf.params, ...p }),
         ]);
         if (callers.length + callees.length === 0) {
           return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no traffic of ${p.ns}/${p.name} in this range` });

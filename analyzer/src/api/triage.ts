@@ -1,16 +1,18 @@
 /**
  * GET /api/v1/triage: what got worse in and across one zone, incident window against a
- * baseline window (default: the same length just before). TCP findings come from
- * flows_by_node_1m (zone pair, node pair and service pair in one rollup), DNS findings from
- * dns_by_server_1m for clients in the zone. Ranked by how much worse.
+ * baseline window (default: the same length just before). TCP findings come from the
+ * node-pair rollups (zone pair, node pair and service pair in one table), DNS findings from
+ * the DNS rollups for clients in the zone; each window reads the tiers that fit it
+ * (tiers.ts), so a window of a few slots is not diluted by the minute around it. Ranked by
+ * how much worse.
  */
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { select } from './db.js';
-import { badRequest, ERROR_RESPONSES, rangeOr400, rangeParams, type ApiContext } from './context.js';
+import { badRequest, ERROR_RESPONSES, rangeOr400, source, type ApiContext } from './context.js';
 import { DNS_ERRORS } from './dns.js';
 import { addAggs, aggOf, ROLLUP_AGGREGATES, type Agg, type AggRow } from './health.js';
-import { rangeQuery, resolveRange, timeSpec, zoneName } from './params.js';
+import { rangeQuery, resolveRange, timeSpec, zoneName, type Range } from './params.js';
 import { confiningNodes, groupBy, RULES, worsening, type TcpSymptom } from './triage-rules.js';
 
 const findingSchema = z.object({
@@ -34,8 +36,27 @@ type Finding = Omit<z.infer<typeof findingSchema>, 'rank'>;
 type NodeRow = AggRow & { w: 'i' | 'b'; cz: string; sz: string; cn: string; sn: string; cs: string; ss: string };
 type DnsRow = { w: 'i' | 'b'; server_ip: string; server_name: string; client: string; n: number; errors: number };
 
-const WINDOWS = `multiIf(minute >= toDateTime({from:UInt32}, 'UTC') AND minute < toDateTime({to:UInt32}, 'UTC'), 'i',
-                         minute >= toDateTime({bfrom:UInt32}, 'UTC') AND minute < toDateTime({bto:UInt32}, 'UTC'), 'b', '')`;
+/** The node-pair and DNS rows of one window, labelled with it. */
+async function windowRows(ctx: ApiContext, w: 'i' | 'b', range: Range, zone: string): Promise<[NodeRow[], DnsRow[]]> {
+  const tcp = source(ctx, 'node', range, 'client_zone = {zone:String} OR server_zone = {zone:String}');
+  const dns = source(ctx, 'dns', range, 'zone = {zone:String}');
+  return Promise.all([
+    select<NodeRow>(
+      ctx.ch,
+      `SELECT {w:String} AS w, client_zone AS cz, server_zone AS sz, client_node AS cn, server_node AS sn,
+              concat(client_namespace, '/', client_workload) AS cs, concat(server_namespace, '/', server_workload) AS ss, ${ROLLUP_AGGREGATES}
+       FROM ${tcp.from} GROUP BY cz, sz, cn, sn, cs, ss`,
+      { ...tcp.params, w, zone },
+    ),
+    select<DnsRow>(
+      ctx.ch,
+      `SELECT {w:String} AS w, server_ip, server_name, concat(namespace, '/', workload) AS client,
+              sum(queries) AS n, sumIf(queries, rcode IN {errors:Array(String)}) AS errors
+       FROM ${dns.from} GROUP BY server_ip, server_name, client`,
+      { ...dns.params, w, zone, errors: DNS_ERRORS },
+    ),
+  ]);
+}
 
 function tcpFindings(rows: NodeRow[]): Finding[] {
   const pairs = groupBy(rows, (r) => `${r.cz}\u0000${r.sz}`);
@@ -150,26 +171,9 @@ export const triageRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
           ? resolveRange(q.baseline_from, q.baseline_to ?? q.from)
           : { fromMs: 2 * range.fromMs - range.toMs, toMs: range.fromMs };
         if (typeof baseline === 'string') return badRequest(reply, `baseline: ${baseline}`);
-        const b = rangeParams(baseline);
-        const p = { ...rangeParams(range), bfrom: b.from, bto: b.to, zone: q.zone };
-        const [nodeRows, dnsRows] = await Promise.all([
-          select<NodeRow>(
-            ctx.ch,
-            `SELECT ${WINDOWS} AS w, client_zone AS cz, server_zone AS sz, client_node AS cn, server_node AS sn,
-                    concat(client_namespace, '/', client_workload) AS cs, concat(server_namespace, '/', server_workload) AS ss, ${ROLLUP_AGGREGATES}
-             FROM flows_by_node_1m WHERE (client_zone = {zone:String} OR server_zone = {zone:String}) AND w != ''
-             GROUP BY w, cz, sz, cn, sn, cs, ss`,
-            p,
-          ),
-          select<DnsRow>(
-            ctx.ch,
-            `SELECT ${WINDOWS} AS w, server_ip, server_name, concat(namespace, '/', workload) AS client,
-                    sum(queries) AS n, sumIf(queries, rcode IN {errors:Array(String)}) AS errors
-             FROM dns_by_server_1m WHERE zone = {zone:String} AND w != ''
-             GROUP BY w, server_ip, server_name, client`,
-            { ...p, errors: DNS_ERRORS },
-          ),
-        ]);
+        const [[incTcp, incDns], [baseTcp, baseDns]] = await Promise.all([windowRows(ctx, 'i', range, q.zone), windowRows(ctx, 'b', baseline, q.zone)]);
+        const nodeRows = [...incTcp, ...baseTcp];
+        const dnsRows = [...incDns, ...baseDns];
         const findings = [...tcpFindings(nodeRows), ...dnsFindings(dnsRows, q.zone)].sort((x, y) => y.severity - x.severity);
         return {
           zone: q.zone,

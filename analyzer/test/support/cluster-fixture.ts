@@ -2,13 +2,16 @@
  * A known synthetic cluster written into the raw tables (the materialized views fill the
  * rollups, as with the analyzer's inserts). Three zones of two nodes; frontend (zone-a)
  * calls cart (zone-b, both nodes), payments (only on node-b2) and catalog (zone-c); cart
- * calls catalog. Baseline: the 15 minutes before `incidentStart`; incident: the 15 after.
+ * calls catalog. Baseline: the 15 minutes before `incidentStart`; incident: the 15 after
+ * (or `incidentMs`: a short incident shows whether a window of a few slots is diluted).
  * Injected in the incident: zone-a -> zone-c RTT x4 (every node), node-b2 refuses every
  * connection (no flows, connect failures), and zone-c's DNS server answers 40% SERVFAIL.
  * Every generated sample is kept so tests derive expected numbers, never hard-code them.
  */
 import { seededRandom } from '@meshlens/schemas';
-import { chTime } from '../../src/rows.js';
+
+/** DateTime64(3) text for the JSONEachRow inserts below. */
+const chTime = (ms: number): string => new Date(ms).toISOString().slice(0, 23).replace('T', ' ');
 
 export const SLOT_MS = 10_000;
 export const WINDOW_MS = 15 * 60_000;
@@ -41,6 +44,7 @@ export interface DnsSample { incident: boolean; zone: string; client: Service; s
 
 export interface Fixture {
   incidentStart: number;
+  incidentMs: number;
   flows: FlowSample[];
   failures: FailureSample[];
   dns: DnsSample[];
@@ -50,10 +54,10 @@ export interface Fixture {
 
 const baseRtt = (c: Pod, s: Pod) => (c.zone === s.zone ? 150 : (ZONE_RTT[`${c.zone}>${s.zone}`] ?? 0));
 
-export function generate(incidentStart: number, seed = 7): Fixture {
+export function generate(incidentStart: number, seed = 7, incidentMs = WINDOW_MS): Fixture {
   const rand = seededRandom(seed);
-  const fx: Fixture = { incidentStart, flows: [], failures: [], dns: [], constants: { segments: SEGMENTS, retrans: RETRANS } };
-  for (let t = incidentStart - WINDOW_MS; t < incidentStart + WINDOW_MS; t += SLOT_MS) {
+  const fx: Fixture = { incidentStart, incidentMs, flows: [], failures: [], dns: [], constants: { segments: SEGMENTS, retrans: RETRANS } };
+  for (let t = incidentStart - WINDOW_MS; t < incidentStart + incidentMs; t += SLOT_MS) {
     const incident = t >= incidentStart;
     for (const [client, server] of CALLS) {
       for (const cp of PODS[client]) {
@@ -104,7 +108,7 @@ export function rows(fx: Fixture, bucketOf: (us: number) => number): { tcp_flows
     };
   });
   const tcp_events = fx.failures.map((f, i) => ({
-    ts: chTime(fx.incidentStart + (i % (WINDOW_MS / 1000)) * 1000), kind: 'connect_failed', errno: 111, errno_class: 'refused', syn_retrans: 0, role: 'client',
+    ts: chTime(fx.incidentStart + (i % (fx.incidentMs / 1000)) * 1000), kind: 'connect_failed', errno: 111, errno_class: 'refused', syn_retrans: 0, role: 'client',
     local_ip: f.clientPod.ip, local_port: 40000, remote_ip: f.serverPod.ip, remote_port: 8080, service_ip: '',
     node: f.clientPod.node, zone: f.clientPod.zone, namespace: NAMESPACE, workload: f.client, pod: f.clientPod.name, comm: 'app',
     remote_node: f.serverPod.node, remote_zone: f.serverPod.zone, remote_namespace: NAMESPACE, remote_workload: f.server, remote_service: f.server,
