@@ -1,66 +1,183 @@
 // Probe overhead on loopback: many short connections and one bulk stream, each measured
-// without and with the probes attached, interleaved in one run (order alternating per
-// round so drift on a shared machine hits both sides), reporting medians; then one more
-// pass with the kernel's run-time accounting on (it costs time itself, so it is kept out
-// of the timed rounds) for the time spent in each program.
-//   node --import tsx bench/probes.bench.ts [rounds=7] [connections=5000] [megabytes=2000]
+// without and with the probes attached in the same run.
+//
+// The machine is shared and has two cores, so wall-clock rates swing with other jobs. Hence:
+//  - sides are interleaved (the order rotates and reverses every round) and every round
+//    yields a paired ratio to that round's run without probes; the median of those ratios
+//    is the slowdown, printed with their interquartile range;
+//  - each run also reports the load generator's own CPU time (both ends are its threads, and
+//    loopback's softirq work mostly runs in their context): less sensitive to other jobs
+//    than wall time, though not immune (their softirq work can land on it too);
+//  - separate interleaved rounds with the kernel's run-time accounting on (it costs time
+//    itself, so it is kept out of the timed rounds) give the time spent in each program.
+// Extra objects (e.g. an older build, or one whose programs return at once, for the per-call
+// floor) can join the same rounds for an A/B comparison:
+//   PROBES_BENCH_OBJECTS=old=/tmp/old.bpf.o[,name=path...] \
+//     node --import tsx bench/probes.bench.ts [rounds=15] [connections=5000] [megabytes=1000]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openProbes, type Probes, type ProgramStats } from '@meshlens/bpf';
 
-const [rounds = 7, conns = 5000, mb = 2000] = process.argv.slice(2).map(Number);
+const [rounds = 15, conns = 5000, mb = 1000] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), 'mlbpf-bench-'));
 const loadgen = join(dir, 'loadgen');
 execFileSync('cc', ['-O2', '-pthread', '-o', loadgen, fileURLToPath(new URL('./loadgen.c', import.meta.url))]);
 
 type Mode = 'short' | 'bulk';
+const modes: Mode[] = ['short', 'bulk'];
 const units: Record<Mode, number> = { short: conns, bulk: mb };
-const run = (mode: Mode) => Number(execFileSync(loadgen, [mode, String(units[mode])]).toString());
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const rate: Record<'off' | 'on', Record<Mode, number[]>> = { off: { short: [], bulk: [] }, on: { short: [], bulk: [] } };
-/** Kernel ns and calls per program in the accounting pass. */
-const kernel: Record<Mode, Map<string, { ns: number; calls: number }>> = { short: new Map(), bulk: new Map() };
+const unitName: Record<Mode, string> = { short: 'conn', bulk: 'MiB' };
 
-function account(mode: Mode, probes: Probes): void {
-  const before = new Map(probes.programStats().map((s): [string, ProgramStats] => [s.program, s]));
-  run(mode);
-  for (const s of probes.programStats()) {
-    const b = before.get(s.program)!;
-    kernel[mode].set(s.program, { ns: s.runTimeNs - b.runTimeNs, calls: s.runCount - b.runCount });
+/** A side of the comparison: no probes (object null), or the probes from one object file
+ * ('' for the built one). */
+interface Side {
+  name: string;
+  object: string | null;
+}
+const extra = (process.env.PROBES_BENCH_OBJECTS ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map((kv): Side => {
+    const [name, object] = kv.split('=');
+    if (!name || !object) throw new Error(`PROBES_BENCH_OBJECTS: expected name=path, got "${kv}"`);
+    return { name, object };
+  });
+const sides: Side[] = [{ name: 'off', object: null }, { name: 'on', object: '' }, ...extra];
+
+interface Run {
+  /** units per wall-clock second */
+  rate: number;
+  /** load generator CPU (user + system) microseconds per unit */
+  cpuUs: number;
+}
+const runs = new Map<string, Record<Mode, Run[]>>(sides.map((s) => [s.name, { short: [], bulk: [] }]));
+
+function run(mode: Mode): Run {
+  const [elapsed, user, sys] = execFileSync(loadgen, [mode, String(units[mode]), 'cpu']).toString().trim().split(' ').map(Number);
+  return { rate: units[mode] / elapsed!, cpuUs: ((user! + sys!) * 1e6) / units[mode] };
+}
+
+const warned = new Set<string>();
+function open(side: Side): Probes | null {
+  if (side.object === null) return null;
+  const probes = openProbes(side.object ? { objectPath: side.object } : {});
+  // A program the kernel refused would make its side look cheaper than it is.
+  for (const a of probes.attachments) {
+    if (!a.attached && !warned.has(`${side.name}/${a.program}`)) {
+      warned.add(`${side.name}/${a.program}`);
+      console.error(`warning: ${side.name}: ${a.program} not attached: ${a.error}`);
+    }
+  }
+  return probes;
+}
+
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const quantile = (xs: number[], q: number) => sorted(xs)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+const median = (xs: number[]) => quantile(xs, 0.5);
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+
+/** Per side and mode: per accounting round, kernel ns and calls per unit for each program. */
+type Accounting = Record<Mode, { total: number[]; programs: Map<string, { ns: number[]; calls: number[] }> }>;
+const kernel = new Map<string, Accounting>();
+function account(side: Side): void {
+  let acc = kernel.get(side.name);
+  if (!acc) kernel.set(side.name, (acc = { short: { total: [], programs: new Map() }, bulk: { total: [], programs: new Map() } }));
+  const probes = open(side)!;
+  try {
+    for (const mode of modes) {
+      const before = new Map(probes.programStats().map((s): [string, ProgramStats] => [s.program, s]));
+      run(mode);
+      let total = 0;
+      for (const s of probes.programStats()) {
+        const b = before.get(s.program)!;
+        const ns = (s.runTimeNs - b.runTimeNs) / units[mode];
+        const calls = (s.runCount - b.runCount) / units[mode];
+        total += ns;
+        const p = acc[mode].programs.get(s.program) ?? { ns: [], calls: [] };
+        p.ns.push(ns);
+        p.calls.push(calls);
+        acc[mode].programs.set(s.program, p);
+      }
+      acc[mode].total.push(total);
+    }
+  } finally {
+    probes.close();
   }
 }
 
+/** sockops programs of other meshlens instances (e.g. agents of other jobs): they run on
+ * both sides of the comparison, so "off" is not probe-free while they are attached. */
+function otherProbeSets(): number {
+  try {
+    const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show']).toString()) as { name?: string }[];
+    return progs.filter((p) => p.name === 'ml_sockops').length;
+  } catch {
+    return -1; // bpftool missing: unknown
+  }
+}
+const others0 = otherProbeSets();
+const load0 = loadavg();
 try {
   for (let r = 0; r < rounds; r++) {
-    for (const side of r % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-      const probes = side === 'on' ? openProbes() : null;
+    // Rotate the order every round so neither side always runs first (e.g. right after a
+    // load/attach, or always in the same phase of another job's activity).
+    const order = sides.map((_, i) => sides[(i + r) % sides.length]!);
+    if (r % 2) order.reverse();
+    for (const side of order) {
+      const probes = open(side);
       try {
-        rate[side].short.push(units.short / run('short'));
-        rate[side].bulk.push(units.bulk / run('bulk'));
+        for (const mode of modes) runs.get(side.name)![mode].push(run(mode));
       } finally {
         probes?.close();
       }
     }
   }
-  const probes = openProbes();
-  try {
-    account('short', probes);
-    account('bulk', probes);
-  } finally {
-    probes.close();
-  }
-  console.log(`rounds=${rounds} connections=${conns} bulk=${mb} MiB (medians)`);
-  for (const [mode, unit] of [['short', 'conn/s'], ['bulk', 'MiB/s']] as const) {
-    const a = median(rate.off[mode]);
-    const b = median(rate.on[mode]);
-    console.log(`${mode.padEnd(6)} off ${a.toFixed(0).padStart(7)} ${unit}  on ${b.toFixed(0).padStart(7)} ${unit}  slowdown ${(((a - b) / a) * 100).toFixed(1)}%`);
-    const n = units[mode];
-    const per = [...kernel[mode]].filter(([, k]) => k.calls > 0).map(([p, k]) => `${p} ${(k.calls / n).toFixed(1)}x${(k.ns / k.calls).toFixed(0)}ns`);
-    const total = [...kernel[mode].values()].reduce((s, k) => s + k.ns, 0) / n;
-    console.log(`       in-kernel ${(total / 1000).toFixed(2)} us per ${mode === 'short' ? 'connection (both ends)' : 'MiB'}: ${per.join(', ')}`);
+  // The accounting rounds are interleaved too: their figures also drift with the load.
+  const accounted = sides.filter((x) => x.object !== null);
+  const accountRounds = Math.max(3, Math.ceil(rounds / 3));
+  for (let r = 0; r < accountRounds; r++) for (let i = 0; i < accounted.length; i++) account(accounted[(i + r) % accounted.length]!);
+  const load1 = loadavg();
+  const others1 = otherProbeSets();
+
+  console.log(
+    `rounds=${rounds} connections=${conns} bulk=${mb} MiB; load average before ${load0.map((l) => l.toFixed(2)).join(' ')}, after ${load1.map((l) => l.toFixed(2)).join(' ')}; other meshlens probe sets attached before/after: ${others0}/${others1}`,
+  );
+  console.log('medians [interquartile range]; "vs off": median of the per-round ratios to the same round\'s off run');
+  const off = runs.get('off')!;
+  for (const mode of modes) {
+    console.log(`${mode}:`);
+    for (const side of sides) {
+      const rs = runs.get(side.name)![mode];
+      const rate = rs.map((x) => x.rate);
+      const cpu = rs.map((x) => x.cpuUs);
+      let line = `  ${side.name.padEnd(5)} ${median(rate).toFixed(0).padStart(7)} ${unitName[mode]}/s [${quantile(rate, 0.25).toFixed(0)}..${quantile(rate, 0.75).toFixed(0)}]  cpu ${median(cpu).toFixed(2).padStart(7)} us/${unitName[mode]} [${quantile(cpu, 0.25).toFixed(2)}..${quantile(cpu, 0.75).toFixed(2)}]`;
+      // Other jobs only ever add CPU time, so the cheapest of many runs is the least disturbed.
+      line += ` min ${Math.min(...cpu).toFixed(2)}`;
+      if (side.name !== 'off') {
+        line += ` (${pct(Math.min(...cpu) / Math.min(...off[mode].map((x) => x.cpuUs)) - 1)} vs off's min)`;
+        const slow = rs.map((x, i) => off[mode][i]!.rate / x.rate - 1);
+        const extraCpu = rs.map((x, i) => x.cpuUs / off[mode][i]!.cpuUs - 1);
+        line += `  vs off: time ${pct(median(slow))} [${pct(quantile(slow, 0.25))}..${pct(quantile(slow, 0.75))}], cpu ${pct(median(extraCpu))} [${pct(quantile(extraCpu, 0.25))}..${pct(quantile(extraCpu, 0.75))}]`;
+      }
+      console.log(line);
+    }
+    for (const [name, acc] of kernel) {
+      // The programs run for every socket on the host, so other jobs' traffic adds calls
+      // to some rounds: calls per unit are the fewest seen in any round (that traffic only
+      // ever adds), time per call the median over rounds.
+      const progs = [...acc[mode].programs]
+        .map(([prog, p]) => ({ prog, calls: Math.min(...p.calls), nsPerCall: median(p.ns.map((ns, i) => (p.calls[i]! > 0 ? ns / p.calls[i]! : 0))) }))
+        .filter((p) => p.calls >= 0.05);
+      const total = progs.reduce((sum, p) => sum + p.calls * p.nsPerCall, 0);
+      const detail = progs.map((p) => `${p.prog} ${p.calls.toFixed(1)}x${p.nsPerCall.toFixed(0)}ns`).join(', ');
+      const raw = acc[mode].total;
+      console.log(
+        `  ${name.padEnd(5)} in-kernel ${(total / 1000).toFixed(2)} us/${unitName[mode]} (raw per-round median ${(median(raw) / 1000).toFixed(2)} [${(quantile(raw, 0.25) / 1000).toFixed(2)}..${(quantile(raw, 0.75) / 1000).toFixed(2)}], ${raw.length} rounds): ${detail}`,
+      );
+    }
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

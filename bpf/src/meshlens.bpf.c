@@ -8,8 +8,8 @@
  *  - tp_btf/inet_sock_set_state: lifecycle, role, listeners' owner identity (LISTEN runs in
  *    the calling process), final counters, connect errno from sk_err.
  *  - sockops on the root cgroup v2: the client's entry and owner identity at
- *    TCP_CONNECT_CB (inside connect()), enables RTT/RTO callbacks per socket, then per-ACK
- *    RTT samples into the histogram and counter refreshes.
+ *    TCP_CONNECT_CB (inside connect()), enables RTT/RTO callbacks per socket, then one RTT
+ *    sample per round trip into the histogram and counter refreshes.
  *  - tp_btf/tcp_rcv_space_adjust: per recvmsg, keeps receive-only sockets (which get no RTT
  *    samples) current and names the process that really reads an accepted socket.
  *  - tp_btf/tcp_send_reset, tcp_receive_reset: resets.
@@ -496,7 +496,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		fill_endpoints(&s->ep, tp_sk(tp));
 		return 1;
 	}
-	/* Per-ACK path: updated_ns only says how fresh the counters are, so the coarse clock
+	/* Per-round-trip path: updated_ns only says how fresh the counters are, so the coarse clock
 	 * (tick resolution, same CLOCK_MONOTONIC base) is enough; it is a cheaper read. */
 	now = bpf_ktime_get_coarse_ns();
 	s = bpf_map_lookup_elem(&ml_socks, &cookie);
@@ -510,7 +510,10 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	if (op == BPF_SOCK_OPS_RTO_CB) {
 		s->rto_count += 1;
 	} else {
-		/* args[0] is this ACK's RTT sample in us, args[1] the new srtt << 3 (6.10+). */
+		/* The kernel calls RTT_CB from tcp_rtt_estimator() only when snd_una passes rtt_seq
+		 * (the snd_nxt of the previous call), i.e. once per round trip, not per ACK: args[0]
+		 * is the RTT measured by the ACK that completed the flight, args[1] the new
+		 * srtt << 3 (6.10+). */
 		__u32 mrtt = skops->args[0];
 
 		hist_add(s, cookie, ml_hist_bucket(mrtt));
@@ -543,6 +546,7 @@ int BPF_PROG(ml_rcv, struct sock *sk)
 		owner_from_current(&s->owner, sk);
 		s->flags &= ~ML_SOCK_OWNER_PROVISIONAL;
 	}
+	/* Not the coarse clock as on the RTT path: tracing programs may not call it. */
 	refresh(s, tp, bpf_ktime_get_ns());
 	return 0;
 }

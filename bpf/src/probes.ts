@@ -114,6 +114,9 @@ class ProbesImpl implements Probes {
         return value ? { value, done: false } : { value: undefined, done: true };
       },
       return: async () => {
+        // The consumer is done: events still queued are not its any more (on close they
+        // are, so finish() alone keeps them).
+        queue.length = 0;
         finish();
         return { value: undefined, done: true };
       },
