@@ -32,6 +32,9 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
+/** Records per output call within a sweep. */
+const SHIP_CHUNK = 4096;
+
 interface Batch {
   tcp: TcpRecord[];
   tcp_event: TcpEvent[];
@@ -109,7 +112,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     };
   }
 
-  const probes = openProbes();
+  const cgroupRoot = cfg.cgroupPath ?? cgroup2Mount();
+  const probes = openProbes({ cgroupPath: cgroupRoot });
   for (const a of probes.attachments) {
     if (a.attached) log.info({ program: a.program }, 'attached');
     else log.warn({ program: a.program, error: a.error }, 'not attached; running without it');
@@ -127,7 +131,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   }
   const natFor = (netns: number) => nat.get(netns) ?? nat.get(null) ?? null;
 
-  const cgroups = new CgroupIndex(cgroup2Mount());
+  const cgroups = new CgroupIndex(cgroupRoot);
   const comms = new Map<number, string>();
   const commOf = (pid: number): string => {
     if (pid === 0) return '';
@@ -173,28 +177,63 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   let chain = Promise.resolve();
   const sweep = (slot: number): Promise<void> => {
     chain = chain.then(async () => {
-      const stats = probes.readSocketStats({ deleteClosed: true }).filter((s) => inScope(s.owner.netns));
-      const { records, synTimeouts } = sweeper.sweep(stats, {
+      // Reading the map is not a snapshot, and it happens after the slot ended: of the two
+      // ends of a connection opened or closed meanwhile, one may be read before that and the
+      // other after, and their records would land a slot apart. A socket that opened or
+      // closed after the slot ended is therefore left, entry and all, to the next sweep,
+      // which sees both ends done.
+      const slotEndMs = slot + cfg.slotMs;
+      const afterSlot = (us: number | null) => us !== null && monoUsToEpochMs(us) >= slotEndMs;
+      const stats: SocketStats[] = [];
+      const done: number[] = [];
+      for (const s of probes.readSocketStats()) {
+        if (afterSlot(s.openedUs) || (s.closed && afterSlot(s.closedUs))) continue;
+        if (s.closed) done.push(s.cookie);
+        if (inScope(s.owner.netns)) stats.push(s);
+      }
+      probes.deleteSockets(done);
+      for (const t of nat.values()) t.prune();
+      const owners = new Map<string, Owner>();
+      const swept = sweeper.sweep(stats, {
         slotStartMs: slot,
         slotMs: cfg.slotMs,
-        ownerOf: (s: SocketStats) => ownerOf(s.owner),
+        // Most sockets of a sweep share a handful of owners: one object each, not one per record.
+        ownerOf: ({ owner: o }: SocketStats) => {
+          const k = `${o.netns}/${o.cgroupId}/${o.pid}/${o.comm}`;
+          let owner = owners.get(k);
+          if (!owner) owners.set(k, (owner = ownerOf(o)));
+          return owner;
+        },
         translate: (s: SocketStats) => natFor(s.owner.netns)?.translate(s.local, s.remote) ?? null,
         toEpochMs: monoUsToEpochMs,
       });
+      const ship = async (batch: Batch) => {
+        for (const type of ['tcp', 'tcp_event', 'dns'] as const) {
+          metrics.records.inc({ type }, batch[type].length);
+          produced[type] += batch[type].length;
+        }
+        await send(batch);
+      };
+      // Shipped in chunks: a sweep of a full map (65,536 sockets) would otherwise hold every
+      // record and its serialized form at once, hundreds of MiB of heap for a moment.
+      const synTimeouts: TcpEvent[] = [];
+      let tcp: TcpRecord[] = [];
+      for (const { record, synTimeout } of swept) {
+        tcp.push(record);
+        if (synTimeout) synTimeouts.push(synTimeout);
+        if (tcp.length === SHIP_CHUNK) {
+          await ship({ tcp, tcp_event: [], dns: [] });
+          tcp = [];
+        }
+      }
       for (const x of dns.expire(monoNowUs())) pending.dns.push(dnsRecord(x, eventCtx));
-      const batch: Batch = { tcp: records, tcp_event: [...pending.tcp_event.splice(0), ...synTimeouts], dns: pending.dns.splice(0) };
-      for (const t of nat.values()) t.prune();
+      await ship({ tcp, tcp_event: [...pending.tcp_event.splice(0), ...synTimeouts], dns: pending.dns.splice(0) });
       comms.clear();
       metrics.sweeps.inc();
       metrics.sockets.set(stats.length);
       for (const [k, v] of Object.entries(probes.readCounters())) metrics.kernel.set({ counter: k }, v);
       metrics.dnsPending.set(dns.outstanding);
       metrics.natEntries.set([...nat.values()].reduce((n, t) => n + t.size, 0));
-      for (const type of ['tcp', 'tcp_event', 'dns'] as const) {
-        metrics.records.inc({ type }, batch[type].length);
-        produced[type] += batch[type].length;
-      }
-      await send(batch);
       if (spool) {
         metrics.spoolBytes.set(spool.stats.bytes);
         metrics.dropped.set(spool.stats.droppedRecords);
@@ -213,13 +252,14 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     server = await serveMetrics(metrics.registry, cfg.metricsHost, cfg.metricsPort, () => !probes.closed && Date.now() - lastSweepMs < 3 * cfg.slotMs);
   }
   const addr = server?.address();
-  log.info({ node: cfg.node, slotMs: cfg.slotMs, output: cfg.output, netns: cfg.netns }, 'agent running');
+  const metricsUrl = addr && typeof addr === 'object' ? `http://${cfg.metricsHost}:${addr.port}` : null;
+  log.info({ node: cfg.node, slotMs: cfg.slotMs, output: cfg.output, netns: cfg.netns, metricsUrl }, 'agent running');
 
   return {
     probes,
     metrics,
     produced,
-    metricsUrl: addr && typeof addr === 'object' ? `http://${cfg.metricsHost}:${addr.port}` : null,
+    metricsUrl,
     flushNow: () => sweep(slotStart(Date.now(), cfg.slotMs)),
     async stop() {
       stopSlots();

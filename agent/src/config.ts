@@ -6,21 +6,12 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { kafkaSecurityFromEnv, kafkaSecuritySchema } from '@meshlens/schemas';
 
 const kafkaSchema = z.object({
   brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1),
   clientId: z.string().default('meshlens-agent'),
-  ssl: z
-    .union([z.boolean(), z.object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional(), rejectUnauthorized: z.boolean().default(true) })])
-    .default(false),
-  sasl: z
-    .object({
-      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
-      username: z.string().min(1),
-      password: z.string().min(1),
-    })
-    .nullable()
-    .default(null),
+  ...kafkaSecuritySchema.shape,
   /** Partitions for topics the agent creates when they are missing (embedded Kafka). */
   createPartitions: z.number().int().positive().default(8),
 });
@@ -33,6 +24,12 @@ export const agentConfigSchema = z
     kafka: kafkaSchema.nullable().default(null),
     /** Network namespaces to watch (names under /run/netns, or paths); empty = the whole host. */
     netns: z.array(z.string().min(1)).default([]),
+    /**
+     * cgroup v2 directory whose programs see every socket; default: the root of the v2 mount
+     * in /proc/self/mountinfo. In a container (private cgroup namespace) that mount is the
+     * container's own cgroup, so the host's root is bind-mounted and named here.
+     */
+    cgroupPath: z.string().min(1).nullable().default(null),
     spool: z.object({ dir: z.string().min(1), maxBytes: z.number().int().min(1024 * 1024) }),
     dnsTimeoutMs: z.number().int().min(100).default(5000),
     /** 0 = no metrics server. */
@@ -72,12 +69,10 @@ function fromEnv(env: NodeJS.ProcessEnv): Partial {
     kafka: env.MESHLENS_KAFKA_BROKERS
       ? {
           brokers: env.MESHLENS_KAFKA_BROKERS.split(',').map((s) => s.trim()),
-          sasl: env.MESHLENS_KAFKA_SASL_MECHANISM
-            ? { mechanism: env.MESHLENS_KAFKA_SASL_MECHANISM, username: env.MESHLENS_KAFKA_USERNAME, password: env.MESHLENS_KAFKA_PASSWORD }
-            : undefined,
-          ssl: env.MESHLENS_KAFKA_TLS === '1' ? true : undefined,
+          ...kafkaSecurityFromEnv(env),
         }
       : undefined,
+    cgroupPath: env.MESHLENS_AGENT_CGROUP_PATH,
     spool: { dir: env.MESHLENS_AGENT_SPOOL_DIR, maxBytes: num('MESHLENS_AGENT_SPOOL_MAX_BYTES') },
     metricsPort: num('MESHLENS_AGENT_METRICS_PORT'),
   };

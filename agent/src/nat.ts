@@ -2,8 +2,9 @@
  * ClusterIP -> backend translation from the kernel's conntrack table, so that the client's
  * record of a connection to a service IP names the pod the server's record names, and both
  * ends meet under one connection key. The table is dumped at start and then followed
- * through conntrack's NEW events (the `conntrack` tool speaks ctnetlink for us). The event
- * stream is subscribed before the dump, so an entry is in one or the other.
+ * through conntrack's NEW events (the `conntrack` tool speaks ctnetlink for us), both
+ * limited to DNAT'd entries. The event stream is subscribed before the dump, so an entry
+ * is in one or the other.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -77,12 +78,14 @@ export class NatTable extends EventEmitter {
 
   /** Subscribes to new entries, then dumps the existing ones. Throws if conntrack cannot run. */
   start(): void {
-    const [cmd, args] = this.command(['-E', '-e', 'NEW', '-p', 'tcp', '-o', 'extended']);
+    // --dst-nat: conntrack itself drops the untranslated majority, which on a busy node is
+    // nearly every new connection, so this process never reads or parses them.
+    const [cmd, args] = this.command(['-E', '-e', 'NEW', '-p', 'tcp', '--dst-nat', '-o', 'extended']);
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     this.follower = child;
     createInterface({ input: child.stdout! }).on('line', (l) => this.ingest(l));
     for (const family of ['ipv4', 'ipv6']) {
-      const [c, a] = this.command(['-L', '-f', family, '-p', 'tcp', '-o', 'extended']);
+      const [c, a] = this.command(['-L', '-f', family, '-p', 'tcp', '--dst-nat', '-o', 'extended']);
       const r = spawnSync(c, a, { encoding: 'utf8', timeout: 10_000 });
       if (r.error) throw new Error(`conntrack: ${r.error.message}`);
       if (r.status !== 0) throw new Error(`conntrack -L failed: ${r.stderr.trim()}`);

@@ -1,9 +1,10 @@
 /**
  * Cumulative kernel socket summaries -> one `tcp` record per socket per slot, as deltas.
  * The kernel keeps lifetime counters per socket; this keeps the previous reading and
- * emits only sockets that did something in the slot. Sockets that were open before the
- * probes attached carry lifetime totals on first sight, so their first reading is only a
- * baseline: measuring starts from there, never with a burst of old history.
+ * emits only sockets that did something in the slot (a close alone is not something).
+ * Sockets that were open before the probes attached carry lifetime totals on first sight,
+ * so their first reading is only a baseline: measuring starts from there, never with a
+ * burst of old history.
  */
 import type { SocketStats } from '@meshlens/bpf';
 import { emptyHistogram, subtractHistograms, type Endpoint, type Owner, type SparseHistogram, type TcpEvent, type TcpRecord } from '@meshlens/schemas';
@@ -35,10 +36,10 @@ export interface SweepContext {
   toEpochMs: (monoUs: number) => number;
 }
 
-export interface SweepResult {
-  records: TcpRecord[];
-  /** Connections that got through only after SYN retransmissions. */
-  synTimeouts: TcpEvent[];
+export interface SweptSocket {
+  record: TcpRecord;
+  /** The connection got through only after SYN retransmissions. */
+  synTimeout: TcpEvent | null;
 }
 
 /** Whether a socket of unknown role dialled out: its local port is in the ephemeral range. */
@@ -53,9 +54,8 @@ export class TcpSweeper {
     return this.prev.size;
   }
 
-  sweep(stats: readonly SocketStats[], ctx: SweepContext): SweepResult {
-    const records: TcpRecord[] = [];
-    const synTimeouts: TcpEvent[] = [];
+  /** One socket at a time, so that a sweep of a full map never holds all its records at once. */
+  *sweep(stats: readonly SocketStats[], ctx: SweepContext): Generator<SweptSocket> {
     for (const s of stats) {
       const before = this.prev.get(s.cookie);
       if (s.closed) this.prev.delete(s.cookie);
@@ -73,8 +73,12 @@ export class TcpSweeper {
         resets_received: s.resetsReceived - base.resetsReceived,
       };
       const opened = before === undefined;
-      const idle = !opened && !s.closed && Object.values(d).every((v) => v === 0);
-      if (idle) continue;
+      // A close alone is not activity: a socket whose only change since its last record is
+      // its close emits nothing. Its peer's close has usually landed in that last record's
+      // slot already (both ends close within microseconds, the sweep runs in between), so a
+      // zero record here would be one-sided. `closed` is therefore set only on a record that
+      // also carries the socket's last traffic; the analyzer ORs it over both ends.
+      if (!opened && Object.values(d).every((v) => v === 0)) continue;
       const role = s.role === 'unknown' ? (this.isEphemeral(s.local.port) ? 'client' : 'server') : s.role;
       const backend = role === 'client' ? ctx.translate(s) : null;
       const owner = ctx.ownerOf(s);
@@ -94,9 +98,9 @@ export class TcpSweeper {
         opened,
         closed: s.closed,
       };
-      records.push(record);
+      let synTimeout: TcpEvent | null = null;
       if (opened && role === 'client' && s.synRetrans > 0 && (s.segsIn > 0 || s.bytesReceived > 0 || s.srttUs > 0)) {
-        synTimeouts.push({
+        synTimeout = {
           ts_ms: ctx.toEpochMs(s.openedUs),
           owner,
           sock_cookie: s.cookie,
@@ -108,10 +112,10 @@ export class TcpSweeper {
           local: record.local,
           remote: record.remote,
           remote_orig: record.remote_orig,
-        });
+        };
       }
+      yield { record, synTimeout };
     }
-    return { records, synTimeouts };
   }
 }
 

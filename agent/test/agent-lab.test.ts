@@ -82,12 +82,16 @@ describe('agents on two lab nodes -> Kafka', () => {
     }
 
     const isOurs = (r: TcpRecord) => r.owner.node === nodes.client || r.owner.node === nodes.server;
-    const closedBy = (xs: Consumed<TcpRecord>[], server: boolean) => xs.filter((x) => x.record.closed && (x.record.local.port === 8080) === server).length;
+    // Both agents have stopped, so everything is in Kafka: read until each side of every
+    // connection has at least the bytes its application sent (the exact check follows).
+    const sentBy = (xs: Consumed<TcpRecord>[], port: number, server: boolean) =>
+      xs.filter((x) => (server ? x.record.remote.port === port && x.record.owner.node === nodes.server : x.record.local.port === port && x.record.owner.node === nodes.client))
+        .reduce((n, x) => n + x.record.bytes_sent, 0);
     const seen = await consumeRecords<TcpRecord>({
       brokers,
       topic: Topics.tcp,
       keep: isOurs,
-      done: (xs) => closedBy(xs, false) >= truth.size && closedBy(xs, true) >= truth.size,
+      done: (xs) => [...truth].every(([port, t]) => sentBy(xs, port, false) >= t.sent && sentBy(xs, port, true) >= serverTruth.get(port)!.sent),
     });
 
     for (const [port, t] of truth) {

@@ -32,6 +32,12 @@ describe('agent configuration', () => {
     assert.equal(cfg.spool.maxBytes, 64 * 1024 * 1024);
   });
 
+  it('takes the Kafka CA as PEM text from MESHLENS_KAFKA_TLS_CA, like the analyzer', () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const cfg = loadAgentConfig({ env: { MESHLENS_KAFKA_BROKERS: 'k1:9093', MESHLENS_KAFKA_TLS: '1', MESHLENS_KAFKA_TLS_CA: pem }, defaults });
+    assert.deepEqual(cfg.kafka?.ssl, { ca: pem });
+  });
+
   it('names the field at fault, whatever its source', () => {
     assert.throws(
       () => loadAgentConfig({ env: {}, defaults, flags: { slotMs: 5 } }),
