@@ -19,7 +19,7 @@ describe('analyzer config', () => {
     });
     assert.deepEqual(cfg.kafka.brokers, ['k1:9093', 'k2:9093']);
     assert.deepEqual(cfg.kafka.sasl, { mechanism: 'scram-sha-512', username: 'analyzer', password: 's3cret' });
-    assert.deepEqual(cfg.kafka.ssl, { ca: '-----BEGIN CERTIFICATE-----', cert: undefined, key: undefined });
+    assert.deepEqual(cfg.kafka.ssl, { ca: '-----BEGIN CERTIFICATE-----' });
     assert.deepEqual(cfg.clickhouse, { url: 'https://ch.example:8443', username: 'meshlens', password: 'pw', database: 'meshlens' });
     assert.equal(cfg.topics.tcp, 'meshlens.agent.tcp');
   });

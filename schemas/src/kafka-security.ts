@@ -27,18 +27,18 @@ export type KafkaSecurity = z.infer<typeof kafkaSecuritySchema>;
  * The environment's Kafka security, unvalidated (parse it with the component's schema so the
  * error names the field): MESHLENS_KAFKA_TLS=1 or a CA turns TLS on; MESHLENS_KAFKA_TLS_CA,
  * _CERT and _KEY are PEM text (a process with file capabilities ignores NODE_EXTRA_CA_CERTS);
- * MESHLENS_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD turn SASL on.
+ * MESHLENS_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD turn SASL on. What the environment
+ * does not set stays undefined, so a config file below it keeps its say.
  */
-export function kafkaSecurityFromEnv(env: NodeJS.ProcessEnv): { ssl: unknown; sasl: unknown } {
+export function kafkaSecurityFromEnv(env: NodeJS.ProcessEnv): { ssl?: unknown; sasl?: unknown } {
   const pems = env.MESHLENS_KAFKA_TLS_CA || env.MESHLENS_KAFKA_TLS_CERT;
-  const ssl =
-    env.MESHLENS_KAFKA_TLS === '1' || pems
-      ? pems
-        ? { ca: env.MESHLENS_KAFKA_TLS_CA || undefined, cert: env.MESHLENS_KAFKA_TLS_CERT || undefined, key: env.MESHLENS_KAFKA_TLS_KEY || undefined }
-        : true
-      : false;
-  const sasl = env.MESHLENS_KAFKA_SASL_MECHANISM
-    ? { mechanism: env.MESHLENS_KAFKA_SASL_MECHANISM, username: env.MESHLENS_KAFKA_SASL_USERNAME, password: env.MESHLENS_KAFKA_SASL_PASSWORD }
-    : null;
-  return { ssl, sasl };
+  const out: { ssl?: unknown; sasl?: unknown } = {};
+  if (pems) {
+    const pem = { ca: env.MESHLENS_KAFKA_TLS_CA, cert: env.MESHLENS_KAFKA_TLS_CERT, key: env.MESHLENS_KAFKA_TLS_KEY };
+    out.ssl = Object.fromEntries(Object.entries(pem).filter(([, v]) => v));
+  } else if (env.MESHLENS_KAFKA_TLS === '1') out.ssl = true;
+  if (env.MESHLENS_KAFKA_SASL_MECHANISM) {
+    out.sasl = { mechanism: env.MESHLENS_KAFKA_SASL_MECHANISM, username: env.MESHLENS_KAFKA_SASL_USERNAME, password: env.MESHLENS_KAFKA_SASL_PASSWORD };
+  }
+  return out;
 }
