@@ -3,15 +3,11 @@
 // runs inside a lab namespace the agent is scoped to; RSS comes from /proc, the socket
 // and record counts from the agent's /metrics, the connection counts from the load itself.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { repoRoot } from '@meshlens/deploy/local';
-import { createLab, Lines, type Lab } from '@meshlens/e2e/netlab';
-import { freePort } from '@meshlens/e2e/tcp-proxy';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { Lines } from '@meshlens/e2e/netlab';
+import { scrapeMetrics, socketLab } from './support/socket-lab.js';
 
 const SLOT_MS = 1000;
 /** Entries of the kernel socket map (bpf/src/meshlens.bpf.c, ml_socks). */
@@ -32,45 +28,11 @@ const PLATEAU_MARGIN_MIB = 64;
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
-async function scrape(url: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^(\S+)\s+(\S+)$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
-
 describe('agent memory under socket load', () => {
-  let lab: Lab;
-  const agents: ChildProcess[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'meshlens-agent-mem-'));
-  const sockets = join(dir, 'sockets');
-
-  before(async () => {
-    execFileSync('cc', ['-O2', '-o', sockets, fileURLToPath(new URL('./fixtures/sockets.c', import.meta.url))]);
-    lab = await createLab({ prefix: 'hag', hosts: [{ name: 'node' }] });
-  });
-
-  after(async () => {
-    for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
-    await lab?.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const env = socketLab('hag');
 
   /** A fresh agent per case: V8 keeps a heap it grew, so one case's peak would hide the next's. */
-  async function startAgent(): Promise<{ agent: ChildProcess; metricsUrl: string }> {
-    const agent = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'cli/src/main.ts', 'agent', '--netns', lab.host('node').ns, '--node', 'mem', '--slot-ms', String(SLOT_MS),
-        '--output', 'stdout', '--metrics-port', String(await freePort())],
-      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    agents.push(agent);
-    const running = await new Lines(agent, agent.stderr!).next((l) => l.includes('"agent running"'), 30_000);
-    return { agent, metricsUrl: (JSON.parse(running) as { metricsUrl: string }).metricsUrl };
-  }
+  const startAgent = () => env.startAgent('mem', SLOT_MS, 'ignore');
 
   async function stopAgent(agent: ChildProcess): Promise<void> {
     const exited = new Promise((r) => agent.once('exit', r));
@@ -99,8 +61,8 @@ describe('agent memory under socket load', () => {
   it('holds more sockets than the kernel map: RSS bounded, the overflow reported', async (t) => {
     const connections = 34_000; // 68,000 sockets, more than MAP_ENTRIES
     const { agent, metricsUrl } = await startAgent();
-    const before = await scrape(metricsUrl);
-    const holder = lab.host('node').spawn(sockets, ['hold', String(connections)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const before = await scrapeMetrics(metricsUrl);
+    const holder = env.lab.host('node').spawn(env.sockets, ['hold', String(connections)], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Lines(holder, holder.stdout!).next((l) => l === 'ready', 60_000);
       // Ten sweeps with every socket in the map: the first emits one record per socket.
@@ -108,7 +70,7 @@ describe('agent memory under socket load', () => {
         const seen: Map<string, number>[] = [];
         for (let i = 0; i < 10; i++) {
           await new Promise((r) => setTimeout(r, SLOT_MS));
-          seen.push(await scrape(metricsUrl));
+          seen.push(await scrapeMetrics(metricsUrl));
         }
         return seen;
       })());
@@ -131,11 +93,11 @@ describe('agent memory under socket load', () => {
   it('a million short connections in churn: RSS reaches a plateau, every socket accounted for', async (t) => {
     const connections = 1_000_000;
     const { agent, metricsUrl } = await startAgent();
-    const before = await scrape(metricsUrl);
-    const { rss } = await watch(agent, lab.host('node').exec(sockets, ['churn', String(connections)], { timeoutMs: 300_000 }));
+    const before = await scrapeMetrics(metricsUrl);
+    const { rss } = await watch(agent, env.lab.host('node').exec(env.sockets, ['churn', String(connections)], { timeoutMs: 300_000 }));
     // Let the last slot be swept before counting.
     await new Promise((r) => setTimeout(r, 2 * SLOT_MS + 200));
-    const end = await scrape(metricsUrl);
+    const end = await scrapeMetrics(metricsUrl);
     await stopAgent(agent);
 
     // Every connection is two sockets, each with an `opened` record, unless the map was full.

@@ -3,19 +3,13 @@
 // right after a slot boundary, and that read is not a snapshot. Real loopback connections
 // in a lab namespace, one agent scoped to it; ground truth is the pairing of the two ends.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { repoRoot } from '@meshlens/deploy/local';
-import { createLab, Lines, type Lab } from '@meshlens/e2e/netlab';
-import { freePort } from '@meshlens/e2e/tcp-proxy';
+import { describe, it } from 'node:test';
+import { Lines } from '@meshlens/e2e/netlab';
 import { connectionKey, type TcpRecord } from '@meshlens/schemas';
 import { msUntilNextSlot, slotStart } from '../src/slots.js';
+import { scrapeMetrics, socketLab } from './support/socket-lab.js';
 
 const SLOT_MS = 1000;
 
@@ -42,30 +36,10 @@ function oneSided(records: TcpRecord[]): { key: string; client: number; server: 
 }
 
 describe('records of connections around a slot boundary', () => {
-  let lab: Lab;
-  const agents: ChildProcess[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'meshlens-agent-close-'));
-  const sockets = join(dir, 'sockets');
-
-  before(async () => {
-    execFileSync('cc', ['-O2', '-o', sockets, fileURLToPath(new URL('./fixtures/sockets.c', import.meta.url))]);
-    lab = await createLab({ prefix: 'hag2', hosts: [{ name: 'node' }] });
-  });
-
-  after(async () => {
-    for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
-    await lab?.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const env = socketLab('hag2');
 
   async function startAgent(): Promise<Run> {
-    const agent = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'cli/src/main.ts', 'agent', '--netns', lab.host('node').ns, '--node', 'close', '--slot-ms', String(SLOT_MS),
-        '--output', 'stdout', '--metrics-port', String(await freePort())],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    agents.push(agent);
+    const { agent, metricsUrl } = await env.startAgent('close', SLOT_MS, 'pipe');
     const records: TcpRecord[] = [];
     const lines = createInterface({ input: agent.stdout! });
     lines.on('line', (line) => {
@@ -73,13 +47,10 @@ describe('records of connections around a slot boundary', () => {
       if (r.type === 'tcp') records.push(r);
     });
     const collected = once(lines, 'close');
-    const running = await new Lines(agent, agent.stderr!).next((l) => l.includes('"agent running"'), 30_000);
-    const metricsUrl = (JSON.parse(running) as { metricsUrl: string }).metricsUrl;
     return {
       records,
       async overflows() {
-        const m = /meshlens_agent_kernel_counter\{counter="sock_map_full"\} (\d+)/.exec(await (await fetch(`${metricsUrl}/metrics`)).text());
-        return Number(m?.[1] ?? 0);
+        return (await scrapeMetrics(metricsUrl)).get('meshlens_agent_kernel_counter{counter="sock_map_full"}') ?? 0;
       },
       async stop() {
         const exited = once(agent, 'exit');
@@ -94,7 +65,7 @@ describe('records of connections around a slot boundary', () => {
   it('closed just after a boundary: both ends have records in the same slots', async (t) => {
     const run = await startAgent();
     const connections = 5000;
-    const holder = lab.host('node').spawn(sockets, ['hold', String(connections)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = env.lab.host('node').spawn(env.sockets, ['hold', String(connections)], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Lines(holder, holder.stdout!).next((l) => l === 'ready', 60_000);
     // Past the first sweep that sees them all, then the close: all 10,000 ends close within
     // milliseconds after a boundary, while that boundary's sweep is reading the map.
@@ -124,7 +95,7 @@ describe('records of connections around a slot boundary', () => {
     // map; 4 s at 1 s slots crosses three or four boundaries.
     const connections = 20_000;
     const rate = 5000;
-    await lab.host('node').exec(sockets, ['churn', String(connections), String(rate)], { timeoutMs: 120_000 });
+    await env.lab.host('node').exec(env.sockets, ['churn', String(connections), String(rate)], { timeoutMs: 120_000 });
     await new Promise((r) => setTimeout(r, msUntilNextSlot(Date.now(), SLOT_MS) + SLOT_MS / 2));
     const lost = await run.overflows();
     const records = await run.stop();
