@@ -164,7 +164,15 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       if (!inScope(e.owner.netns)) return;
       const table = natFor(e.owner.netns);
       const r = tcpEventRecord(e, { ...eventCtx, translate: (l: Endpoint, r: Endpoint) => table?.translate(l, r) ?? null });
-      if (r) pending.tcp_event.push(r);
+      if (!r) return;
+      // A failed connect to a service address is often over before conntrack's event for it
+      // is read: ask the table, then record it translated like the connection's other events.
+      if (table && r.role === 'client' && !r.remote_orig && table.isService(r.remote)) {
+        void table.lookup(r.local, r.remote).then((b) => {
+          metrics.natLookups.inc({ result: b ? 'resolved' : 'unresolved' });
+          pending.tcp_event.push(b ? { ...r, remote: b, remote_orig: r.remote } : r);
+        });
+      } else pending.tcp_event.push(r);
     } else if (inScope(e.netns)) {
       const x = dns.add(e);
       if (x) pending.dns.push(dnsRecord(x, eventCtx));

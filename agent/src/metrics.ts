@@ -41,6 +41,12 @@ export function agentMetrics() {
     dropped: new Gauge({ name: 'meshlens_agent_dropped_records', help: 'Records dropped because the spool was full, cumulative', registers: [registry] }),
     dnsPending: new Gauge({ name: 'meshlens_agent_dns_outstanding', help: 'DNS queries waiting for an answer', registers: [registry] }),
     natEntries: new Gauge({ name: 'meshlens_agent_nat_entries', help: 'Known NAT translations', registers: [registry] }),
+    natLookups: new Counter({
+      name: 'meshlens_agent_nat_lookups_total',
+      help: 'Events towards a service address that conntrack events had not explained yet, by whether asking conntrack resolved them',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
   };
   return m;
 }

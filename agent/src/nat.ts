@@ -4,9 +4,12 @@
  * ends meet under one connection key. The table is dumped at start and then followed
  * through conntrack's NEW events (the `conntrack` tool speaks ctnetlink for us), both
  * limited to DNAT'd entries. The event stream is subscribed before the dump, so an entry
- * is in one or the other.
+ * is in one or the other. Events reach us later than the probes' ring buffer does (a refused
+ * connect is over before its NEW event is read) and the kernel drops them when the netlink
+ * buffer overflows on a busy node, so a miss for an address known to be a service is asked
+ * of the table itself (`lookup`).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Endpoint } from '@meshlens/schemas';
@@ -17,6 +20,7 @@ interface Translation {
 }
 
 const key = (src: Endpoint, dst: Endpoint) => `${src.ip}|${src.port}|${dst.ip}|${dst.port}`;
+const addr = (e: Endpoint) => `${e.ip}|${e.port}`;
 
 /**
  * Parses one line of `conntrack -o extended` output (listing or event): the first
@@ -42,14 +46,20 @@ export interface NatTableOptions {
   /** Entries are forgotten this long after they were last seen; connections outlive no slot by more. */
   retainMs?: number;
   maxEntries?: number;
+  /** Lookups of single entries running at once; past it a miss stays untranslated. */
+  maxLookups?: number;
 }
 
 /** Emits 'translation' (client, dialled, backend) for every entry learnt. */
 export class NatTable extends EventEmitter {
   private readonly entries = new Map<string, Translation>();
+  /** Service addresses (ip|port) seen translated: only misses for these are worth a lookup. */
+  private readonly services = new Map<string, number>();
   private follower: ChildProcess | null = null;
   private readonly retainMs: number;
   private readonly maxEntries: number;
+  private readonly maxLookups: number;
+  private lookups = 0;
   /** Lines conntrack printed that were not entries we understand (counted, for /metrics). */
   unparsed = 0;
 
@@ -57,6 +67,7 @@ export class NatTable extends EventEmitter {
     super();
     this.retainMs = opts.retainMs ?? 10 * 60_000;
     this.maxEntries = opts.maxEntries ?? 200_000;
+    this.maxLookups = opts.maxLookups ?? 16;
   }
 
   private command(args: string[]): [string, string[]] {
@@ -70,9 +81,13 @@ export class NatTable extends EventEmitter {
       if (line.trim() !== '' && !/flow entries have been shown/.test(line)) this.unparsed += 1;
       return;
     }
+    const now = Date.now();
     this.entries.delete(key(t.client, t.dialled));
-    this.entries.set(key(t.client, t.dialled), { backend: t.backend, seenMs: Date.now() });
+    this.entries.set(key(t.client, t.dialled), { backend: t.backend, seenMs: now });
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    this.services.delete(addr(t.dialled));
+    this.services.set(addr(t.dialled), now);
+    if (this.services.size > this.maxEntries) this.services.delete(this.services.keys().next().value!);
     this.emit('translation', t.client, t.dialled, t.backend);
   }
 
@@ -96,6 +111,31 @@ export class NatTable extends EventEmitter {
   /** The backend a client socket (local -> remote) really talks to, or null if not translated. */
   translate(local: Endpoint, remote: Endpoint): Endpoint | null {
     return this.entries.get(key(local, remote))?.backend ?? null;
+  }
+
+  /** Whether `remote` has been seen as a DNAT'd destination (a service address). */
+  isService(remote: Endpoint): boolean {
+    return this.services.has(addr(remote));
+  }
+
+  /**
+   * `translate`, and on a miss for a service address the kernel's own entry for exactly this
+   * tuple (`conntrack -G`), which exists for a while after the connection failed or closed.
+   * Never rejects: what cannot be resolved is null.
+   */
+  async lookup(local: Endpoint, remote: Endpoint): Promise<Endpoint | null> {
+    const known = this.translate(local, remote);
+    if (known || !this.isService(remote)) return known;
+    if (this.lookups >= this.maxLookups) return null;
+    this.lookups += 1;
+    // The family follows from the addresses (-G refuses -f).
+    const [cmd, args] = this.command([
+      '-G', '-p', 'tcp', '-s', local.ip, '-d', remote.ip, '--sport', String(local.port), '--dport', String(remote.port), '-o', 'extended',
+    ]);
+    const out = await new Promise<string>((resolve) => execFile(cmd, args, { timeout: 2_000 }, (err, stdout) => resolve(err ? '' : stdout)));
+    this.lookups -= 1;
+    for (const line of out.split('\n')) this.ingest(line);
+    return this.translate(local, remote);
   }
 
   /** Forgets entries older than the retention; call once per slot. */

@@ -58,4 +58,28 @@ describe('conntrack NAT table', () => {
       nat.stop();
     }
   });
+
+  it('resolves a service address it missed events for by asking conntrack for that one entry', async () => {
+    const client = lab.host('client');
+    const pod = lab.host('pod');
+    const nat = new NatTable({ netnsPath: `/run/netns/${client.ns}` });
+    nat.start();
+    try {
+      const learnt = once(nat, 'translation', { signal: AbortSignal.timeout(10_000) });
+      assert.equal((await curlFrom(41011, `http://${vip.ip4}/`)).stdout, 'ok');
+      await learnt;
+      assert.ok(nat.isService({ ip: vip.ip4, port: 80 }));
+      // From here on no event reaches the table, as when the kernel drops them under load.
+      nat.stop();
+      assert.equal((await curlFrom(41012, `http://${vip.ip4}/`)).stdout, 'ok');
+      assert.equal(nat.translate({ ip: client.ip4, port: 41012 }, { ip: vip.ip4, port: 80 }), null, 'the event was not read');
+      assert.deepEqual(await nat.lookup({ ip: client.ip4, port: 41012 }, { ip: vip.ip4, port: 80 }), { ip: pod.ip4, port: 8080 });
+      // Not a service address: no lookup, untranslated.
+      assert.equal(await nat.lookup({ ip: client.ip4, port: 41013 }, { ip: pod.ip4, port: 8080 }), null);
+      // A service address without such a connection: the kernel has no entry either.
+      assert.equal(await nat.lookup({ ip: client.ip4, port: 41014 }, { ip: vip.ip4, port: 80 }), null);
+    } finally {
+      nat.stop();
+    }
+  });
 });
