@@ -134,10 +134,31 @@ export class Matcher {
     const closing = [...this.slots.keys()].filter((s) => s < watermarkMs).sort((a, b) => a - b);
     for (const s of closing) {
       for (const g of this.slots.get(s)!.groups.values()) {
+        if (!g.client !== !g.server) this.adoptOtherEnd(g);
         out.push(g);
         this.heldCount -= (g.client ? 1 : 0) + (g.server ? 1 : 0);
       }
       this.slots.delete(s);
+    }
+  }
+
+  /**
+   * A one-sided group about to close takes the other end from a later held slot, within the
+   * grace period, where that end is alone too. Each agent sweeps on its own clock: under CPU
+   * pressure a sweep runs late, and a short connection's two ends can land a slot or more
+   * apart although the connection lived in one. Stored at the earlier slot, as one flow.
+   */
+  private adoptOtherEnd(g: FlowGroup): void {
+    const later = [...this.slots.keys()].filter((s) => s > g.slotStartMs && s <= g.slotStartMs + this.graceMs).sort((a, b) => a - b);
+    for (const s of later) {
+      const groups = this.slots.get(s)!.groups;
+      const other = groups.get(g.key);
+      if (!other || !other.client === !other.server) continue;
+      if ((g.client && other.client) || (g.server && other.server)) return;
+      g.client ??= other.client;
+      g.server ??= other.server;
+      groups.delete(g.key);
+      return;
     }
   }
 

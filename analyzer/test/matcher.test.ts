@@ -29,6 +29,33 @@ describe('Matcher', () => {
     assert.equal(m.heldFromOffset(), 7);
   });
 
+  it('joins ends swept into different slots within the grace period, and only lone ends of opposite sides', () => {
+    const m = new Matcher({ graceMs: 2 * SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+    const c = connection(1, A, B, T0);
+    const late = connection(1, A, B, T0 + SLOT_MS); // the server's sweep ran a slot late
+    const out: FlowGroup[] = [];
+    m.add(c.client, 1, out);
+    m.add(late.server, 2, out);
+    // The same connection's client again in the next slot: a lone client cannot take a client.
+    const D = { ip: '10.0.0.4', port: 41000, node: 'n1' };
+    m.add(connection(2, D, B, T0).client, 3, out);
+    m.add(connection(2, D, B, T0 + SLOT_MS).client, 4, out);
+    // Beyond the grace period: stays apart.
+    const E = { ip: '10.0.0.5', port: 42000, node: 'n1' };
+    m.add(connection(3, E, B, T0).client, 5, out);
+    m.add(connection(3, E, B, T0 + 3 * SLOT_MS).server, 6, out);
+    m.advanceTo(m.closeAllWatermark(), out);
+    const shape = (g: FlowGroup) => [g.slotStartMs - T0, g.client?.local.ip ?? null, g.server ? g.server.slot_start_ms - T0 : null];
+    assert.deepEqual(out.map(shape).sort(), [
+      [0, '10.0.0.1', SLOT_MS],
+      [0, '10.0.0.4', null],
+      [0, '10.0.0.5', null],
+      [SLOT_MS, '10.0.0.4', null],
+      [3 * SLOT_MS, null, 3 * SLOT_MS],
+    ].sort());
+    assert.equal(m.held, 0);
+  });
+
   it('emits a record for an already closed slot at once, flagged late', () => {
     const m = new Matcher({ graceMs: 0, maxHeld: 1000 }, { watermarkMs: T0 + SLOT_MS, emittedThrough: -1 });
     const out: FlowGroup[] = [];
