@@ -17,3 +17,10 @@ export interface MetadataSource {
 export function keyOf(record: Pick<Metadata, 'kind' | 'uid'>): string {
   return `${record.kind}/${record.uid}`;
 }
+
+/** The final version of an object that is gone: deleted now, its open IP bindings closed now. */
+export function gone(r: Metadata, now: number): Metadata {
+  const closed = { observed_ms: now, deleted_ms: now };
+  if (r.kind === 'service' || r.kind === 'endpoint') return { ...r, ...closed };
+  return { ...r, ...closed, ips: r.ips.map((b) => (b.to_ms === null ? { ...b, to_ms: now } : b)) };
+}

@@ -4,7 +4,7 @@
  * Sinks start before the source so nothing waits on a sink to be reachable.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { Topics, type KafkaSecurity } from '@meshlens/schemas';
+import { Topics, type KafkaSecurity, type Metadata } from '@meshlens/schemas';
 import type { ClickHouseTarget } from '@meshlens/schemas/clickhouse';
 import { pino, type Logger } from 'pino';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
@@ -33,6 +33,8 @@ export interface CollectorConfig {
   shutdownGraceMs?: number;
   logger?: Logger;
   clock?: () => number;
+  /** How long start() may spend reading the metadata topic to retire stale objects. */
+  reconcileTimeoutMs?: number;
 }
 
 export const DEFAULT_DATABASE = 'meshlens';
@@ -46,12 +48,14 @@ export class Collector {
   private readonly log: Logger;
   private http: HttpEndpoint | undefined;
   private stopping = false;
+  private readonly kafka: KafkaSink;
+  private readonly clock: () => number;
 
   constructor(private readonly config: CollectorConfig) {
     this.log = config.logger ?? pino({ name: 'meshlens-collector' });
     const retry = config.retry ?? DEFAULT_BACKOFF;
-    const clock = config.clock ?? Date.now;
-    const kafka = new KafkaSink(
+    const clock = (this.clock = config.clock ?? Date.now);
+    const kafka = (this.kafka = new KafkaSink(
       {
         brokers: config.kafka.brokers,
         topic: config.kafka.topic ?? DEFAULT_TOPIC,
@@ -60,7 +64,7 @@ export class Collector {
         security: config.kafka.security,
       },
       this.log.child({ sink: 'kafka' }),
-    );
+    ));
     const clickhouse = new ClickHouseSink({ ...config.clickhouse, database: config.clickhouse.database ?? DEFAULT_DATABASE });
     this.deliveries = [kafka, clickhouse].map((s) => new Delivery(s, retry, this.metrics, this.log.child({ sink: s.name })));
     this.publisher = new Publisher(this.deliveries, this.metrics, this.log);
@@ -85,8 +89,31 @@ export class Collector {
   async start(): Promise<void> {
     for (const d of this.deliveries) d.start();
     if (this.config.http) this.http = await serveHttp(this.config.http.host, this.config.http.port, this.metrics.registry, () => this.health());
+    const previous = await this.previouslyPublished();
     await this.source.start(this.publisher.apply);
-    this.log.info({ source: this.config.source.kind, http: this.http?.url }, 'collector synced');
+    const retired = previous ? this.publisher.retire(previous, this.clock()) : 0;
+    this.log.info({ source: this.config.source.kind, http: this.http?.url, retired, reconciled: previous !== null }, 'collector synced');
+  }
+
+  /**
+   * The metadata topic's live objects before this run, or null when Kafka cannot tell within
+   * the start-up budget: then nothing is retired (a stale object is better than a live one
+   * wrongly deleted), and the next start tries again.
+   */
+  private async previouslyPublished(): Promise<Map<string, Metadata> | null> {
+    const budgetMs = this.config.reconcileTimeoutMs ?? 15_000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.kafka.published(),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${budgetMs} ms`)), budgetMs))),
+      ]);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not read the metadata topic; objects deleted while no collector ran stay until the next start');
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get httpUrl(): string | undefined {

@@ -6,7 +6,7 @@
  */
 import { metadataSchema, type Metadata } from '@meshlens/schemas';
 import type { Logger } from 'pino';
-import { keyOf, type Change } from './change.js';
+import { gone, keyOf, type Change } from './change.js';
 import type { Delivery } from './delivery.js';
 import type { CollectorMetrics } from './metrics.js';
 
@@ -49,6 +49,21 @@ export class Publisher {
     this.send({ key, value: record });
     this.send({ key, value: null });
   };
+
+  /**
+   * After the source's first complete picture: objects a previous run published as alive
+   * that the source no longer has (deleted while no collector ran, or dropped from the
+   * inventory) are published as deleted, so nothing stale stays alive forever.
+   */
+  retire(previous: ReadonlyMap<string, Metadata>, now: number): number {
+    let retired = 0;
+    for (const [key, record] of previous) {
+      if (this.live.has(key)) continue;
+      this.apply({ type: 'delete', record: gone(record, now) });
+      retired += 1;
+    }
+    return retired;
+  }
 
   private send(entry: { key: string; value: Metadata | null }): void {
     for (const d of this.deliveries) d.push(entry);

@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import type { Metadata } from '@meshlens/schemas';
 import type { Logger } from 'pino';
-import { keyOf, type Emit, type MetadataSource } from '../change.js';
+import { gone, keyOf, type Emit, type MetadataSource } from '../change.js';
 import type { CollectorMetrics } from '../metrics.js';
 import { loadInventory } from './load.js';
 import { projectInventory } from './project.js';
@@ -56,10 +56,4 @@ export class InventorySource implements MetadataSource {
     this.current = next;
     this.log.info({ file: this.file, version, objects: next.size }, 'inventory loaded');
   }
-}
-
-function gone(r: Metadata, now: number): Metadata {
-  const closed = { observed_ms: now, deleted_ms: now };
-  if (r.kind === 'service' || r.kind === 'endpoint') return { ...r, ...closed };
-  return { ...r, ...closed, ips: r.ips.map((b) => (b.to_ms === null ? { ...b, to_ms: now } : b)) };
 }

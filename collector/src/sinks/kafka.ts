@@ -7,7 +7,8 @@
  */
 import kafkajs, { Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
-import { encodeFrame, type KafkaSecurity } from '@meshlens/schemas';
+import { randomUUID } from 'node:crypto';
+import { decodeFrame, encodeFrame, type KafkaSecurity, type Metadata } from '@meshlens/schemas';
 import type { Sink } from '../delivery.js';
 import type { Entry } from '../outbox.js';
 
@@ -75,6 +76,51 @@ export class KafkaSink implements Sink {
   async close(): Promise<void> {
     await this.producer?.disconnect();
     this.producer = undefined;
+  }
+
+  /**
+   * What the topic says is alive now: per key the last record, unless it is a deletion or a
+   * tombstone. Read to the end offsets of when it was asked, with a throwaway consumer group
+   * that commits nothing. Empty when the topic does not exist yet.
+   */
+  async published(): Promise<Map<string, Metadata>> {
+    const { topic } = this.opts;
+    const admin = this.kafka.admin();
+    await admin.connect();
+    let ends: Map<number, number>;
+    try {
+      if (!(await admin.listTopics()).includes(topic)) return new Map();
+      ends = new Map((await admin.fetchTopicOffsets(topic)).filter((o) => Number(o.high) > Number(o.low)).map((o) => [o.partition, Number(o.high)]));
+    } finally {
+      await admin.disconnect();
+    }
+    const live = new Map<string, Metadata>();
+    if (ends.size === 0) return live;
+    const consumer = this.kafka.consumer({ groupId: `meshlens-collector-reconcile-${randomUUID()}` });
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await new Promise<void>((resolve, reject) => {
+        consumer
+          .run({
+            autoCommit: false,
+            eachMessage: async ({ partition, message }) => {
+              const key = message.key?.toString();
+              const record = message.value === null ? null : (decodeFrame(message.value).records[0] as Metadata | undefined);
+              if (key !== undefined) {
+                if (record && record.deleted_ms === null) live.set(key, record);
+                else live.delete(key);
+              }
+              if (Number(message.offset) + 1 >= (ends.get(partition) ?? 0)) ends.delete(partition);
+              if (ends.size === 0) resolve();
+            },
+          })
+          .catch(reject);
+      });
+    } finally {
+      await consumer.disconnect();
+    }
+    return live;
   }
 
   private async ready(): Promise<Producer> {
