@@ -1,10 +1,9 @@
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { connectionsFor, infraDown, infraStatus, infraUp, localInfraConfig } from '@meshlens/deploy/local';
-import { clickhouseClient } from '@meshlens/schemas/clickhouse';
 import { DemoLab, describeIncident, injectIncident, INCIDENT_KINDS, NAMES, ZONE_KEYS, type IncidentKind } from '@meshlens/e2e/demo';
 import { startDemoStack, type DemoStack } from './demo-stack.js';
-import { liveSummary } from './live-view.js';
+import { runLiveView } from './live-view.js';
 
 function positive(v: string): number {
   const n = Number(v);
@@ -82,16 +81,8 @@ export function demoCommand(): Command {
           }, o.baselineS * 1000),
         );
       }
-      const ch = clickhouseClient({ url: conn.clickhouseUrl, username: conn.clickhouseUser, password: conn.clickhousePassword, database: 'meshlens' });
-      const tty = process.stdout.isTTY;
-      while (!stopping) {
-        await new Promise((r) => setTimeout(r, o.slotMs));
-        if (stopping) break;
-        const summary = await liveSummary(ch).catch((err: Error) => `summary unavailable: ${err.message}`);
-        process.stdout.write((tty ? '\x1b[2J\x1b[H' : '\n') + `API ${stack.apiUrl} (token ${stack.token})\n` + summary + '\n');
-      }
+      await runLiveView(conn, o.slotMs, () => stopping !== null, `API ${stack.apiUrl} (token ${stack.token})\n`);
       for (const t of timers) clearTimeout(t);
-      await ch.close();
       await stop();
       process.stdout.write('stopped\n');
     });

@@ -4,7 +4,9 @@
  * health per server. Read straight from ClickHouse, what a user would query with SQL.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { Connections } from '@meshlens/deploy/local';
 import { histogramQuantile } from '@meshlens/schemas';
+import { clickhouseClient } from '@meshlens/schemas/clickhouse';
 
 interface PairRow {
   client: string;
@@ -92,4 +94,23 @@ export async function liveSummary(ch: ClickHouseClient, windowS = 60): Promise<s
     '',
     dnsRows.length ? table(['dns server', '', 'queries', 'NOERROR', 'NXDOMAIN', 'SERVFAIL', 'timeouts', 'p50 ms', 'p99 ms'], dnsRows) : 'no DNS queries stored yet',
   ].join('\n');
+}
+
+/**
+ * The summary every slot until `stopped()`, redrawn in place on a terminal and appended
+ * otherwise (a log, a test); `header` goes above each one.
+ */
+export async function runLiveView(conn: Connections, slotMs: number, stopped: () => boolean, header = ''): Promise<void> {
+  const ch = clickhouseClient({ url: conn.clickhouseUrl, username: conn.clickhouseUser, password: conn.clickhousePassword, database: 'meshlens' });
+  const tty = process.stdout.isTTY;
+  try {
+    while (!stopped()) {
+      await new Promise((r) => setTimeout(r, slotMs));
+      if (stopped()) break;
+      const summary = await liveSummary(ch).catch((err: Error) => `summary unavailable: ${err.message}`);
+      process.stdout.write((tty ? '\x1b[2J\x1b[H' : '\n') + header + summary + '\n');
+    }
+  } finally {
+    await ch.close();
+  }
 }

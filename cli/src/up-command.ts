@@ -3,9 +3,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { connectionsFor, infraDown, infraUp, localInfraConfig } from '@meshlens/deploy/local';
-import { clickhouseClient } from '@meshlens/schemas/clickhouse';
 import { hostInventoryYaml } from './host-inventory.js';
-import { liveSummary } from './live-view.js';
+import { runLiveView } from './live-view.js';
 import { startComponent, stopComponents, type ComponentSpec, type Running } from './stack.js';
 
 const PORTS = { agent: 9464, collector: 9465, analyzer: 9466, api: 9470 };
@@ -65,15 +64,7 @@ export function upCommand(): Command {
           `api        http://127.0.0.1:${o.apiPort}/api/v1 (docs /docs; bearer token in ${tokenFile}, which \`pnpm meshlens top|triage|matrix|dns\` read)\n\n`,
       );
 
-      const ch = clickhouseClient({ url: conn.clickhouseUrl, username: conn.clickhouseUser, password: conn.clickhousePassword, database: 'meshlens' });
-      const tty = process.stdout.isTTY;
-      while (!stopping) {
-        await new Promise((r) => setTimeout(r, o.slotMs));
-        if (stopping) break;
-        const summary = await liveSummary(ch).catch((err: Error) => `summary unavailable: ${err.message}`);
-        process.stdout.write((tty ? '\x1b[2J\x1b[H' : '\n') + summary + '\n');
-      }
-      await ch.close();
+      await runLiveView(conn, o.slotMs, () => stopping !== null);
       await stop();
       process.stdout.write('stopped\n');
     });
