@@ -21,8 +21,10 @@ const MAP_ENTRIES = 65_536;
 const FULL_MAP_RSS_MIB = 600;
 const CHURN_RSS_MIB = 700;
 /**
- * Growth allowed from the middle to the last third of the churn (~333k connections each):
- * one record's worth (~200 B) kept per connection would add ~65 MiB per third.
+ * Growth allowed in the last third of the churn (~333k connections) over the peak of the
+ * first two: one record's worth (~200 B) kept per connection would add ~65 MiB per third.
+ * The peak of both earlier thirds, not the middle one alone: where the GC runs moves a
+ * third's peak by tens of MiB either way (measured 488, 430, 517 MiB in one run).
  */
 const PLATEAU_MARGIN_MIB = 64;
 
@@ -105,13 +107,13 @@ describe('agent memory under socket load', () => {
     const lost = mapFull(end) - mapFull(before);
     const span = rss.at(-1)!.t;
     const third = (k: number) => rss.filter((s) => s.t >= (k * span) / 3 && s.t < ((k + 1) * span) / 3).map((s) => s.mib);
-    const middle = Math.max(...third(1));
+    const earlier = Math.max(...third(0), ...third(1));
     const last = Math.max(...third(2));
     const peak = Math.max(...rss.map((s) => s.mib));
-    t.diagnostic(`churn: ${records} tcp records, ${lost} overflows in ${(span / 1000).toFixed(0)} s; RSS max by third ${Math.max(...third(0)).toFixed(0)}, ${middle.toFixed(0)}, ${last.toFixed(0)} MiB`);
+    t.diagnostic(`churn: ${records} tcp records, ${lost} overflows in ${(span / 1000).toFixed(0)} s; RSS max by third ${Math.max(...third(0)).toFixed(0)}, ${Math.max(...third(1)).toFixed(0)}, ${last.toFixed(0)} MiB`);
     assert.ok(records + lost >= 2 * connections, `${records} tcp records + ${lost} map overflows for ${2 * connections} sockets`);
 
-    assert.ok(last <= middle + PLATEAU_MARGIN_MIB, `RSS kept growing: ${middle.toFixed(0)} MiB in the middle third, ${last.toFixed(0)} MiB in the last`);
+    assert.ok(last <= earlier + PLATEAU_MARGIN_MIB, `RSS kept growing: peak ${earlier.toFixed(0)} MiB in the first two thirds, ${last.toFixed(0)} MiB in the last`);
     assert.ok(peak <= CHURN_RSS_MIB, `RSS peaked at ${peak.toFixed(0)} MiB during the churn (bound ${CHURN_RSS_MIB} MiB)`);
   });
 });
