@@ -128,6 +128,9 @@ describe('collector: Kubernetes list/watch -> compacted topic + dimension tables
     api.delete('pods', web2.metadata.uid);
     await settle(api, collector);
     noOwnerIp6 = Date.now();
+    // A watched pod's IP is bound from the millisecond the collector sees it: on a fast machine
+    // that can be this very millisecond, so the new pod comes once the clock has moved on.
+    while (Date.now() <= noOwnerIp6) await new Promise((r) => setTimeout(r, 1));
     // The IP of the deleted pod goes to a new pod, as the CNI's IPAM does.
     const web3 = web('web-5d8f7-klmno', 'node-a1', '10.244.1.6', noOwnerIp6 + 1);
     api.create('pods', web3);

@@ -225,9 +225,7 @@ describe('demo topology end to end', () => {
     assert.ok(viaVip > 0 && Number(r.via_vip) / viaVip >= 0.99, line);
     // The pods count a connection when its request completed; one they gave up on after data
     // flowed is stored but not counted, so counts and bytes are compared with a small tolerance.
-    // Stored connections measured 98.95-99.4% of the pods' count over four runs while the bytes
-    // matched to 0.08%: the missing ~1% is not explained yet (issue 8 note), hence 98% here.
-    assert.ok(conns >= 0.98 * ok, line);
+    assert.ok(conns >= 0.99 * ok, line);
     assert.ok(Math.abs(Number(r.c2s) - sent) <= 0.001 * sent && Math.abs(Number(r.s2c) - received) <= 0.001 * received, line);
   });
 
