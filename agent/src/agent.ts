@@ -4,7 +4,6 @@
  * DNS) are turned into records as they arrive and leave with the next sweep.
  */
 import { readFileSync, statSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import { DnsMatcher, cgroup2Mount, monoNowUs, monoUsToEpochMs, openProbes, type ProbeEvent, type Probes, type SocketStats } from '@meshlens/bpf';
@@ -12,7 +11,8 @@ import { Topics, type DnsRecord, type Endpoint, type Owner, type TcpEvent, type 
 import { CgroupIndex } from './cgroup.js';
 import type { AgentConfig } from './config.js';
 import { dnsRecord, tcpEventRecord, type EventContext } from './event-records.js';
-import { agentMetrics, serveMetrics, type AgentMetrics } from './metrics.js';
+import { serveHealthAndMetrics } from '@meshlens/schemas/health-http';
+import { agentMetrics, type AgentMetrics } from './metrics.js';
 import { NatTable } from './nat.js';
 import { framesByPartition } from './partition.js';
 import { Shipper } from './shipper.js';
@@ -255,12 +255,15 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     sweep(ended).catch((err: Error) => log.error({ err: err.message }, 'sweep failed'));
   });
 
-  let server: Server | null = null;
-  if (cfg.metricsPort > 0) {
-    server = await serveMetrics(metrics.registry, cfg.metricsHost, cfg.metricsPort, () => !probes.closed && Date.now() - lastSweepMs < 3 * cfg.slotMs);
-  }
-  const addr = server?.address();
-  const metricsUrl = addr && typeof addr === 'object' ? `http://${cfg.metricsHost}:${addr.port}` : null;
+  // Healthy while the probes are attached and sweeps keep coming.
+  const http =
+    cfg.metricsPort > 0
+      ? await serveHealthAndMetrics(cfg.metricsHost, cfg.metricsPort, metrics.registry, () => ({
+          ok: !probes.closed && Date.now() - lastSweepMs < 3 * cfg.slotMs,
+          lastSweepMs,
+        }))
+      : null;
+  const metricsUrl = http?.url ?? null;
   log.info({ node: cfg.node, slotMs: cfg.slotMs, output: cfg.output, netns: cfg.netns, metricsUrl }, 'agent running');
 
   return {
@@ -281,7 +284,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
         if (!drained) log.warn({ bytes: spool!.stats.bytes }, 'Kafka unreachable at shutdown; records stay in the spool for the next start');
         await shipper.close();
       }
-      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      await http?.close();
     },
   };
 }

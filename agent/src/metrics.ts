@@ -1,5 +1,4 @@
-/** The agent's own health: /metrics for Prometheus, /healthz for the kubelet. */
-import { createServer, type Server } from 'node:http';
+/** The agent's own metrics (served with /healthz by @meshlens/schemas/health-http). */
 import { Counter, Gauge, Registry } from 'prom-client';
 
 export function agentMetrics() {
@@ -51,24 +50,3 @@ export function agentMetrics() {
   return m;
 }
 export type AgentMetrics = ReturnType<typeof agentMetrics>;
-
-export async function serveMetrics(registry: Registry, host: string, port: number, healthy: () => boolean): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.url === '/metrics') {
-      registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500).end(err.message),
-      );
-    } else if (req.url === '/healthz') {
-      const ok = healthy();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return server;
-}

@@ -3,7 +3,6 @@
  * full), then one consumer group over the agent topics whose batches go to per-partition
  * workers (ingest -> match -> enrich -> insert -> commit), plus /metrics and /healthz.
  */
-import type { Server } from 'node:http';
 import { Partitioners, type Consumer, type Kafka, type Producer } from 'kafkajs';
 import { pino, type Logger } from 'pino';
 import { decodeFrame, type DnsRecord, type Metadata } from '@meshlens/schemas';
@@ -15,7 +14,7 @@ import type { AnalyzerConfig } from './config.js';
 import { DeadLetterQueue } from './dead-letter.js';
 import { DnsNames } from './dns-names.js';
 import { Enricher } from './enrich.js';
-import { startHttp } from './http.js';
+import { serveHealthAndMetrics } from '@meshlens/schemas/health-http';
 import { kafkaClient } from './kafka.js';
 import { MetadataIndex } from './metadata-index.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -183,7 +182,7 @@ export async function startAnalyzer(cfg: AnalyzerConfig, log: Logger = pino({ le
     },
   });
 
-  const http = await startHttp(cfg.http.host, cfg.http.port, metrics.registry, () => ({
+  const http = await serveHealthAndMetrics(cfg.http.host, cfg.http.port, metrics.registry, () => ({
     ok: crashed === null,
     detail: { crashed, assigned, paused: consumer.paused() },
   }));
@@ -200,11 +199,7 @@ export async function startAnalyzer(cfg: AnalyzerConfig, log: Logger = pino({ le
       await producer.disconnect();
       await admin.disconnect();
       await ch.close();
-      await closeServer(http.server);
+      await http.close();
     },
   };
-}
-
-function closeServer(s: Server): Promise<void> {
-  return new Promise((resolve) => s.close(() => resolve()));
 }

@@ -133,8 +133,10 @@ export class Matcher {
     this.watermarkMs = watermarkMs;
     const closing = [...this.slots.keys()].filter((s) => s < watermarkMs).sort((a, b) => a - b);
     for (const s of closing) {
+      // The held slots a lone end of this one may take its partner from, found once per slot.
+      const later = [...this.slots.keys()].filter((x) => x > s && x <= s + this.graceMs).sort((a, b) => a - b);
       for (const g of this.slots.get(s)!.groups.values()) {
-        if (!g.client !== !g.server) this.adoptOtherEnd(g);
+        if (later.length && !g.client !== !g.server) this.adoptOtherEnd(g, later);
         out.push(g);
         this.heldCount -= (g.client ? 1 : 0) + (g.server ? 1 : 0);
       }
@@ -148,10 +150,10 @@ export class Matcher {
    * pressure a sweep runs late, and a short connection's two ends can land a slot or more
    * apart although the connection lived in one. Stored at the earlier slot, as one flow.
    */
-  private adoptOtherEnd(g: FlowGroup): void {
-    const later = [...this.slots.keys()].filter((s) => s > g.slotStartMs && s <= g.slotStartMs + this.graceMs).sort((a, b) => a - b);
+  private adoptOtherEnd(g: FlowGroup, later: readonly number[]): void {
     for (const s of later) {
-      const groups = this.slots.get(s)!.groups;
+      const groups = this.slots.get(s)?.groups;
+      if (!groups) continue;
       const other = groups.get(g.key);
       if (!other || !other.client === !other.server) continue;
       if ((g.client && other.client) || (g.server && other.server)) return;

@@ -10,7 +10,7 @@ import { pino, type Logger } from 'pino';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import type { MetadataSource } from './change.js';
 import { Delivery } from './delivery.js';
-import { serveHttp, type Health, type HttpEndpoint } from './http.js';
+import { serveHealthAndMetrics, type Health, type HttpEndpoint } from '@meshlens/schemas/health-http';
 import { InventorySource } from './inventory/source.js';
 import { KubernetesSource } from './kube/source.js';
 import { CollectorMetrics } from './metrics.js';
@@ -88,7 +88,7 @@ export class Collector {
   /** Resolves once the source delivered its first complete picture (not when the sinks got it). */
   async start(): Promise<void> {
     for (const d of this.deliveries) d.start();
-    if (this.config.http) this.http = await serveHttp(this.config.http.host, this.config.http.port, this.metrics.registry, () => this.health());
+    if (this.config.http) this.http = await serveHealthAndMetrics(this.config.http.host, this.config.http.port, this.metrics.registry, () => this.health());
     const previous = await this.previouslyPublished();
     await this.source.start(this.publisher.apply);
     const retired = previous ? this.publisher.retire(previous, this.clock()) : 0;
@@ -132,6 +132,11 @@ export class Collector {
     while (!this.deliveries.every((d) => d.idle)) await Promise.all(this.deliveries.map((d) => d.whenIdle()));
   }
 
+  /**
+   * Liveness, not "everything upstream answers": the collector rides out Kafka, ClickHouse and
+   * API outages, so it is unhealthy only until its source produced a complete picture once,
+   * and while shutting down; the body says what is pending where.
+   */
   health(): Health {
     return {
       ok: this.source.synced && !this.stopping,

@@ -1,12 +1,16 @@
 /**
- * /metrics (Prometheus text) and /healthz. Health is liveness, not "everything upstream
- * answers": the collector is built to ride out Kafka, ClickHouse and API outages, so it
- * reports 503 only until its source has produced a complete picture once, and while
- * shutting down; the body says what is pending where.
+ * The /metrics and /healthz endpoint every meshlens process serves, so that Prometheus and
+ * the kubelet see the same contract everywhere: /metrics in the registry's text format,
+ * /healthz 200 or 503 with the health as JSON. node:http because two routes need no
+ * framework. The registry is typed by shape so this module needs no prom-client of its own.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+
+export interface MetricsRegistry {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
 
 export interface Health {
   ok: boolean;
@@ -15,11 +19,12 @@ export interface Health {
 
 export interface HttpEndpoint {
   url: string;
+  port: number;
   close(): Promise<void>;
 }
 
-export async function serveHttp(host: string, port: number, registry: Registry, health: () => Health): Promise<HttpEndpoint> {
-  const server: Server = createServer((req, res) => {
+export async function serveHealthAndMetrics(host: string, port: number, registry: MetricsRegistry, health: () => Health): Promise<HttpEndpoint> {
+  const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/metrics') {
       registry.metrics().then(
@@ -41,6 +46,7 @@ export async function serveHttp(host: string, port: number, registry: Registry, 
   const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${shown}:${addr.port}`,
+    port: addr.port,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
