@@ -4,7 +4,8 @@
  * record, no matching) in the same process run, interleaved, median of RUNS runs each.
  * Reports records/s (wall clock from the first decoded record to the last acknowledged row),
  * records per CPU-second of this process (ClickHouse and Kafka run in their own processes),
- * and bytes per stored flow row on disk.
+ * and bytes per stored flow row on disk, as the pipeline left the table and merged to one part
+ * (the first depends on how the inserts fell into parts, the second only on the rows).
  *   pnpm --filter @meshlens/bench analyzer   (or: node --import tsx bench/analyzer.bench.ts)
  * Needs the embedded infrastructure up (`pnpm meshlens infra up`).
  */
@@ -22,7 +23,11 @@ const FRAME_RECORDS = 2000;
 interface Result {
   recordsPerSec: number;
   recordsPerCpuSec: number;
+  /** As the pipeline left the table: how many parts that is depends on how inserts fell. */
   bytesPerRow: number;
+  parts: number;
+  /** After OPTIMIZE FINAL: one part, the same for the same rows however they were inserted. */
+  mergedBytesPerRow: number;
 }
 
 /** Both ends of CONNECTIONS connections over SLOTS slots, framed per partition as agents send them. */
@@ -50,9 +55,14 @@ async function produce(env: TestEnv): Promise<number> {
   return records;
 }
 
-async function bytesPerRow(env: TestEnv): Promise<number> {
-  const [r] = await query<{ b: number; n: number }>(env, `SELECT sum(bytes_on_disk) AS b, sum(rows) AS n FROM system.parts WHERE database = '${env.database}' AND table = 'tcp_flows' AND active`);
-  return Number(r!.b) / Number(r!.n);
+async function storage(env: TestEnv): Promise<{ bytesPerRow: number; parts: number }> {
+  const [r] = await query<{ b: number; n: number; p: number }>(env, `SELECT sum(bytes_on_disk) AS b, sum(rows) AS n, count() AS p FROM system.parts WHERE database = '${env.database}' AND table = 'tcp_flows' AND active`);
+  return { bytesPerRow: Number(r!.b) / Number(r!.n), parts: Number(r!.p) };
+}
+
+async function merged(env: TestEnv): Promise<number> {
+  await env.ch.command({ query: `OPTIMIZE TABLE ${env.database}.tcp_flows FINAL` });
+  return (await storage(env)).bytesPerRow;
 }
 
 async function measure(env: TestEnv, expectedRows: number, records: number, firstRecord: () => number | null): Promise<Result> {
@@ -61,7 +71,8 @@ async function measure(env: TestEnv, expectedRows: number, records: number, firs
   const done = performance.now();
   const cpu = process.cpuUsage(cpu0);
   const seconds = (done - firstRecord()!) / 1000;
-  return { recordsPerSec: records / seconds, recordsPerCpuSec: records / ((cpu.user + cpu.system) / 1e6), bytesPerRow: await bytesPerRow(env) };
+  const asInserted = await storage(env);
+  return { recordsPerSec: records / seconds, recordsPerCpuSec: records / ((cpu.user + cpu.system) / 1e6), ...asInserted, mergedBytesPerRow: await merged(env) };
 }
 
 async function runAnalyzer(): Promise<Result> {
@@ -138,13 +149,14 @@ const summary = (rs: Result[]) => ({
   recordsPerSec: Math.round(median(rs.map((r) => r.recordsPerSec))),
   recordsPerCpuSec: Math.round(median(rs.map((r) => r.recordsPerCpuSec))),
   bytesPerRow: Number(median(rs.map((r) => r.bytesPerRow)).toFixed(1)),
+  mergedBytesPerRow: Number(median(rs.map((r) => r.mergedBytesPerRow)).toFixed(1)),
 });
 const a = summary(results.analyzer);
 const p = summary(results.passThrough);
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
 console.log(`${CONNECTIONS} connections x 2 ends (${CONNECTIONS * 2} records), ${SLOTS} slots, frames of ${FRAME_RECORDS}, ${PARTITIONS} partitions, median of ${RUNS}`);
-console.log('| pipeline | records/s (wall) | records per CPU-second | bytes per stored flow row |');
-console.log('|---|---:|---:|---:|');
-console.log(`| analyzer: decode+match+enrich+insert | ${a.recordsPerSec} | ${a.recordsPerCpuSec} | ${a.bytesPerRow} |`);
-console.log(`| pass-through: decode+enrich+insert | ${p.recordsPerSec} | ${p.recordsPerCpuSec} | ${p.bytesPerRow} |`);
+console.log('| pipeline | records/s (wall) | records per CPU-second | bytes per stored flow row | merged to one part |');
+console.log('|---|---:|---:|---:|---:|');
+console.log(`| analyzer: decode+match+enrich+insert | ${a.recordsPerSec} | ${a.recordsPerCpuSec} | ${a.bytesPerRow} | ${a.mergedBytesPerRow} |`);
+console.log(`| pass-through: decode+enrich+insert | ${p.recordsPerSec} | ${p.recordsPerCpuSec} | ${p.bytesPerRow} | ${p.mergedBytesPerRow} |`);
 console.log(`analyzer / pass-through (per CPU-second): ${(a.recordsPerCpuSec / p.recordsPerCpuSec).toFixed(2)}`);

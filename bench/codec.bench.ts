@@ -1,7 +1,8 @@
 /**
  * Which encoding goes inside a frame: JSON against msgpack with record structures (what
- * schemas/src/frame.ts uses), both zstd-compressed as in production. Measures records/s
- * for encode and decode of whole frames and bytes per record on the wire.
+ * schemas/src/frame.ts uses for every type in version 1) and, for tcp records, the binary
+ * form of version 2 (schemas/src/tcp-codec.ts), all zstd-compressed as in production.
+ * Measures records/s for encode and decode of whole frames and bytes per record on the wire.
  * Median of RUNS runs, all variants measured in the same process run, interleaved.
  *   pnpm --filter @meshlens/bench codec   (or: node --import tsx bench/codec.bench.ts)
  */
@@ -21,6 +22,7 @@ interface Variant {
 }
 
 const plainPackr = new Packr({ useRecords: false });
+const recordsPackr = new Packr({ useRecords: true, int64AsType: 'number' });
 const variants = (type: 'tcp' | 'dns'): Variant[] => [
   {
     name: 'json+zstd',
@@ -33,12 +35,17 @@ const variants = (type: 'tcp' | 'dns'): Variant[] => [
     decode: (f) => plainPackr.unpack(decompress(f)) as unknown[],
   },
   {
-    name: 'frame: msgpack(records)+zstd, no validation',
+    name: 'msgpack(records)+zstd (frame version 1)',
+    encode: (rs) => compress(recordsPackr.pack(rs), { compressionLevel: 3 }),
+    decode: (f) => recordsPackr.unpack(decompress(f)) as unknown[],
+  },
+  {
+    name: `frame as sent (${type === 'tcp' ? 'binary, version 2' : 'msgpack(records), version 1'}), no validation`,
     encode: (rs) => encodeFrame(type, rs as never),
     decode: (f) => decodeFrame(f, { validate: false }).records,
   },
   {
-    name: 'frame: msgpack(records)+zstd, zod-validated',
+    name: 'frame as sent, zod-validated',
     encode: (rs) => encodeFrame(type, rs as never),
     decode: (f) => decodeFrame(f).records,
   },

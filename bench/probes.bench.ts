@@ -13,15 +13,19 @@
 // Extra objects (e.g. an older build, or one whose programs return at once, for the per-call
 // floor) can join the same rounds for an A/B comparison:
 //   PROBES_BENCH_OBJECTS=old=/tmp/old.bpf.o[,name=path...] \
-//     node --import tsx bench/probes.bench.ts [rounds=15] [connections=5000] [megabytes=1000]
+//     node --import tsx bench/probes.bench.ts [rounds=15] [connections=5000] [megabytes=1000] [open=1000]
+// Last, what moved off the data path costs at the sweep: readSocketStats() with and without
+// the counter refresh (ml_refresh in every namespace), with `open` idle connections held.
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openProbes, type Probes, type ProgramStats } from '@meshlens/bpf';
 
-const [rounds = 15, conns = 5000, mb = 1000] = process.argv.slice(2).map(Number);
+const [rounds = 15, conns = 5000, mb = 1000, openConns = 1000] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), 'mlbpf-bench-'));
 const loadgen = join(dir, 'loadgen');
 execFileSync('cc', ['-O2', '-pthread', '-o', loadgen, fileURLToPath(new URL('./loadgen.c', import.meta.url))]);
@@ -118,6 +122,43 @@ function otherProbeSets(): number {
     return -1; // bpftool missing: unknown
   }
 }
+/** CPU of this process (the addon's iterator thread and its kernel time included) per read. */
+async function sweepCost(): Promise<string> {
+  const probes = openProbes();
+  const server = net.createServer(() => {});
+  const clients: net.Socket[] = [];
+  try {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as net.AddressInfo;
+    for (let i = 0; i < openConns; i++) {
+      const c = net.connect(port, '127.0.0.1');
+      await once(c, 'connect');
+      clients.push(c);
+    }
+    const reads = 20;
+    const cpuMsPerRead = (refresh: boolean) => {
+      const t0 = process.cpuUsage();
+      for (let i = 0; i < reads; i++) probes.readSocketStats({ refresh });
+      const t = process.cpuUsage(t0);
+      return (t.user + t.system) / 1000 / reads;
+    };
+    cpuMsPerRead(true); // lists the namespaces once, as a long-running reader would have
+    const stat = () => probes.programStats().find((x) => x.program === 'ml_refresh')!;
+    stat();
+    const s0 = stat();
+    const withRefresh = cpuMsPerRead(true);
+    const s1 = stat();
+    const without = cpuMsPerRead(false);
+    const calls = (s1.runCount - s0.runCount) / reads;
+    return `sweep: ${openConns} idle connections held, ${probes.readSocketStats({ refresh: false }).length} sockets in the map: readSocketStats() ${withRefresh.toFixed(2)} ms CPU with the refresh, ${without.toFixed(2)} without; ml_refresh ${calls.toFixed(0)} calls x ${((s1.runTimeNs - s0.runTimeNs) / reads / calls).toFixed(0)} ns per read (every TCP socket of every namespace)`;
+  } finally {
+    for (const c of clients) c.destroy();
+    server.close();
+    probes.close();
+  }
+}
+
 const others0 = otherProbeSets();
 const load0 = loadavg();
 try {
@@ -179,6 +220,7 @@ try {
       );
     }
   }
+  console.log(await sweepCost());
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

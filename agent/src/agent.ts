@@ -6,12 +6,13 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
-import { DnsMatcher, cgroup2Mount, monoNowUs, monoUsToEpochMs, openProbes, type ProbeEvent, type Probes, type SocketStats } from '@meshlens/bpf';
+import { DnsMatcher, cgroup2Mount, monoNowUs, monoToEpochConverter, monoUsToEpochMs, openProbes, type ProbeEvent, type Probes, type SocketStats } from '@meshlens/bpf';
 import { Topics, type DnsRecord, type Endpoint, type Owner, type TcpEvent, type TcpRecord } from '@meshlens/schemas';
 import { CgroupIndex } from './cgroup.js';
 import type { AgentConfig } from './config.js';
 import { dnsRecord, tcpEventRecord, type EventContext } from './event-records.js';
 import { serveHealthAndMetrics } from '@meshlens/schemas/health-http';
+import { jsonLine, tcpJsonLine } from './json-lines.js';
 import { agentMetrics, type AgentMetrics } from './metrics.js';
 import { NatTable } from './nat.js';
 import { framesByPartition } from './partition.js';
@@ -82,6 +83,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   const metrics = agentMetrics();
   const scope = new Map(cfg.netns.map((n) => [statSync(netnsPath(n)).ino, netnsPath(n)]));
   const inScope = (netns: number) => scope.size === 0 || scope.has(netns);
+  // Scoped, the probes refresh and decode only these namespaces' sockets.
+  const readScope = scope.size ? { netns: [...scope].map(([inode, path]) => ({ inode, path })) } : {};
 
   // Kafka first: if it is configured but unreachable we still start (and spool), but the
   // partition counts must be known, so a first contact is attempted here.
@@ -104,9 +107,9 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   } else {
     send = async (b) => {
       const lines = [
-        ...b.tcp.map((r) => JSON.stringify({ type: 'tcp', ...r })),
-        ...b.tcp_event.map((r) => JSON.stringify({ type: 'tcp_event', ...r })),
-        ...b.dns.map((r) => JSON.stringify({ type: 'dns', ...r })),
+        ...b.tcp.map(tcpJsonLine),
+        ...b.tcp_event.map((r) => jsonLine('tcp_event', r)),
+        ...b.dns.map((r) => jsonLine('dns', r)),
       ];
       if (lines.length) stdout.write(lines.join('\n') + '\n');
     };
@@ -191,13 +194,14 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       // closed after the slot ended is therefore left, entry and all, to the next sweep,
       // which sees both ends done.
       const slotEndMs = slot + cfg.slotMs;
-      const afterSlot = (us: number | null) => us !== null && monoUsToEpochMs(us) >= slotEndMs;
+      const toEpochMs = monoToEpochConverter();
+      const afterSlot = (us: number | null) => us !== null && toEpochMs(us) >= slotEndMs;
       const stats: SocketStats[] = [];
       const done: number[] = [];
-      for (const s of probes.readSocketStats()) {
+      for (const s of probes.readSocketStats(readScope)) {
         if (afterSlot(s.openedUs) || (s.closed && afterSlot(s.closedUs))) continue;
         if (s.closed) done.push(s.cookie);
-        if (inScope(s.owner.netns)) stats.push(s);
+        stats.push(s);
       }
       probes.deleteSockets(done);
       for (const t of nat.values()) t.prune();

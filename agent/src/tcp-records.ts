@@ -62,23 +62,29 @@ export class TcpSweeper {
       else this.prev.set(s.cookie, reading(s));
       if (before === undefined && s.preexisting) continue;
       const base = before ?? ZERO;
-      const d = {
-        bytes_sent: s.bytesSent - base.bytesSent,
-        bytes_received: s.bytesReceived - base.bytesReceived,
-        segs_sent: s.segsOut - base.segsOut,
-        segs_received: s.segsIn - base.segsIn,
-        retrans_segs: s.retransSegs - base.retransSegs,
-        rto_count: s.rtoCount - base.rtoCount,
-        resets_sent: s.resetsSent - base.resetsSent,
-        resets_received: s.resetsReceived - base.resetsReceived,
-      };
+      // A counter that went down means the kernel entry was recreated under the same cookie:
+      // such a delta is 0.
+      const bytesSent = s.bytesSent - base.bytesSent;
+      const bytesReceived = s.bytesReceived - base.bytesReceived;
+      const segsSent = s.segsOut - base.segsOut;
+      const segsReceived = s.segsIn - base.segsIn;
+      const retransSegs = s.retransSegs - base.retransSegs;
+      const rtoCount = s.rtoCount - base.rtoCount;
+      const resetsSent = s.resetsSent - base.resetsSent;
+      const resetsReceived = s.resetsReceived - base.resetsReceived;
       const opened = before === undefined;
       // A close alone is not activity: a socket whose only change since its last record is
       // its close emits nothing. Its peer's close has usually landed in that last record's
       // slot already (both ends close within microseconds, the sweep runs in between), so a
       // zero record here would be one-sided. `closed` is therefore set only on a record that
       // also carries the socket's last traffic; the analyzer ORs it over both ends.
-      if (!opened && Object.values(d).every((v) => v === 0)) continue;
+      if (
+        !opened &&
+        bytesSent === 0 && bytesReceived === 0 && segsSent === 0 && segsReceived === 0 &&
+        retransSegs === 0 && rtoCount === 0 && resetsSent === 0 && resetsReceived === 0
+      ) {
+        continue;
+      }
       const role = s.role === 'unknown' ? (this.isEphemeral(s.local.port) ? 'client' : 'server') : s.role;
       const backend = role === 'client' ? ctx.translate(s) : null;
       const owner = ctx.ownerOf(s);
@@ -91,10 +97,17 @@ export class TcpSweeper {
         local: s.local,
         remote: backend ?? s.remote,
         remote_orig: backend ? s.remote : null,
-        ...clampNegatives(d),
+        bytes_sent: Math.max(0, bytesSent),
+        bytes_received: Math.max(0, bytesReceived),
+        segs_sent: Math.max(0, segsSent),
+        segs_received: Math.max(0, segsReceived),
+        retrans_segs: Math.max(0, retransSegs),
+        rto_count: Math.max(0, rtoCount),
+        resets_sent: Math.max(0, resetsSent),
+        resets_received: Math.max(0, resetsReceived),
         srtt_us: s.srttUs,
         min_rtt_us: s.minRttUs ?? 0,
-        rtt_hist: subtractHistograms(s.rttHist, base.rttHist),
+        rtt_hist: before ? subtractHistograms(s.rttHist, before.rttHist) : s.rttHist,
         opened,
         closed: s.closed,
       };
@@ -125,10 +138,4 @@ function reading(s: SocketStats): Reading {
     retransSegs: s.retransSegs, rtoCount: s.rtoCount, resetsSent: s.resetsSent, resetsReceived: s.resetsReceived,
     rttHist: s.rttHist,
   };
-}
-
-/** A counter that went down means the kernel entry was recreated under the same cookie. */
-function clampNegatives<T extends Record<string, number>>(d: T): T {
-  for (const k of Object.keys(d) as (keyof T)[]) if ((d[k] as number) < 0) (d[k] as number) = 0;
-  return d;
 }

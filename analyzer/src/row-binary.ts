@@ -234,15 +234,31 @@ export function columnWriter(type: string): ColumnWriter {
   }
 }
 
-/** Encodes rows carrying `columns` as properties for `INSERT ... (columns) FORMAT RowBinary`. */
+/**
+ * Encodes rows carrying `columns` as properties for `INSERT ... (columns) FORMAT RowBinary`.
+ * The loop over a table's columns is generated once per encoder as straight-line code: each
+ * column then has its own property read and call site, which V8 keeps monomorphic, where one
+ * generic loop reads ~50 different names at one site (megamorphic) and calls ~10 different
+ * writers through one call site. Column names are checked to be plain identifiers first.
+ */
 export function rowsEncoder(columns: { name: string; type: string }[]): (rows: Record<string, unknown>[]) => Buffer {
-  const names = columns.map((c) => c.name);
+  for (const c of columns) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(c.name)) throw new RowBinaryTypeError(`column name ${JSON.stringify(c.name)} is not a plain identifier`);
   const writers = columns.map((c) => columnWriter(c.type));
+  const encodeRows = new Function(
+    'writers',
+    `const [${columns.map((_, i) => `w${i}`).join(', ')}] = writers;
+     return (out, rows) => {
+       for (let r = 0; r < rows.length; r++) {
+         const row = rows[r];
+         ${columns.map((c, i) => `w${i}(out, row.${c.name});`).join('\n         ')}
+       }
+     };`,
+  )(writers) as (out: ByteWriter, rows: Record<string, unknown>[]) => void;
   // Sized from the previous batch of this table, so the buffer rarely has to grow and copy.
   let bytesPerRow = 256;
   return (rows) => {
     const out = new ByteWriter(Math.max(4096, Math.ceil(rows.length * bytesPerRow * 1.1)));
-    for (const row of rows) for (let i = 0; i < names.length; i++) writers[i]!(out, row[names[i]!]);
+    encodeRows(out, rows);
     if (rows.length > 0) bytesPerRow = out.pos / rows.length;
     return out.bytes();
   };

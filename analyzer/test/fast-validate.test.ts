@@ -1,6 +1,7 @@
 // The fast tcp-record check may only ever accept what the zod schema accepts (zod stays the
 // definition), and it must accept the ordinary records, or it would not be a fast path.
 import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
 import { describe, it } from 'node:test';
 import { HIST_BUCKETS, recordSchemas, sampleTcpRecords, seededRandom } from '@meshlens/schemas';
 import { certainlyValidTcpRecord } from '../src/fast-validate.js';
@@ -24,6 +25,15 @@ function setAt(root: Record<string, unknown>, path: string[], value: unknown): v
 describe('certainlyValidTcpRecord', () => {
   it('accepts every ordinary record', () => {
     for (const r of sampleTcpRecords(500, 3)) assert.ok(certainlyValidTcpRecord(r), JSON.stringify(r));
+  });
+
+  it('reads addresses exactly as isIP does', () => {
+    const addresses = ['0.0.0.0', '10.1.2.3', '255.255.255.255', '192.168.100.10', '256.1.1.1', '1.2.3.256', '01.2.3.4', '1.2.3.04', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.4a', '1000.1.1.1', '1.2.3.-4', '::1', '::ffff:1.2.3.4', 'fe80::1%eth0', '', 'x'];
+    const [r] = sampleTcpRecords(1, 5) as unknown as Record<string, { ip: string }>[];
+    for (const a of addresses) {
+      r!.local!.ip = a;
+      assert.equal(certainlyValidTcpRecord(r), isIP(a) !== 0, a);
+    }
   });
 
   it('never accepts a record the zod schema rejects', () => {

@@ -1,6 +1,7 @@
 // libbpf binding for meshlens: load with per-program degradation, attach, ring-buffer
 // delivery on the libuv loop, batched socket-map reads, counters, BTF layouts, and the
-// per-network-namespace iterator that adopts sockets opened before attach.
+// per-network-namespace iterators that adopt sockets opened before attach and refresh
+// the counters of open sockets before a read.
 #include <napi.h>
 #include <uv.h>
 
@@ -16,7 +17,9 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <map>
 #include <set>
+#include <unordered_set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,6 +85,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
                         InstanceMethod("deleteSockets", &Probes::DeleteSockets),
                         InstanceMethod("startEvents", &Probes::StartEvents),
                         InstanceMethod("adopt", &Probes::Adopt),
+                        InstanceMethod("refresh", &Probes::Refresh),
                         InstanceMethod("programStats", &Probes::ProgramStats),
                         InstanceMethod("close", &Probes::Close)});
   }
@@ -112,7 +116,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
   Napi::Env env_;
   bpf_object *obj_ = nullptr;
   std::vector<bpf_link *> links_;
-  bpf_link *iter_link_ = nullptr;
+  std::map<std::string, bpf_link *> iter_links_;  // by program name
   ring_buffer *rb_ = nullptr;
   uv_poll_t *poll_ = nullptr;
   Napi::FunctionReference on_events_;
@@ -196,7 +200,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
         continue;
       }
       r.attached = true;
-      if (IsIter(p)) iter_link_ = link; else links_.push_back(link);
+      if (IsIter(p)) iter_links_[r.name] = link; else links_.push_back(link);
     }
     g_log.clear();
   }
@@ -210,7 +214,8 @@ class Probes : public Napi::ObjectWrap<Probes> {
     if (rb_) ring_buffer__free(rb_), rb_ = nullptr;
     for (auto *l : links_) bpf_link__destroy(l);
     links_.clear();
-    if (iter_link_) bpf_link__destroy(iter_link_), iter_link_ = nullptr;
+    for (auto &[name, l] : iter_links_) bpf_link__destroy(l);
+    iter_links_.clear();
     if (obj_) bpf_object__close(obj_), obj_ = nullptr;
     if (cgroup_fd_ >= 0) ::close(cgroup_fd_), cgroup_fd_ = -1;
     if (stats_fd_ >= 0) ::close(stats_fd_), stats_fd_ = -1;
@@ -355,26 +360,52 @@ class Probes : public Napi::ObjectWrap<Probes> {
     }
   }
 
-  // readSockets(deleteClosed) -> { keys, values, count, valueSize, spillKeys, spillValues,
-  // spillCount, spillValueSize } (keys are u64 LE cookies). Sockets are read before their
-  // spilled histograms, so a sample spilled in between is in the histogram, not lost.
-  // Closed sockets are final once seen, so deleting them right after this read loses nothing.
+  // readSockets(deleteClosed, netns?: number[]) -> { keys, values, count, valueSize,
+  // spillKeys, spillValues, spillCount, spillValueSize, openNetns } (keys are u64 LE
+  // cookies). Sockets are read before their spilled histograms, so a sample spilled in
+  // between is in the histogram, not lost. Closed sockets are final once seen, so deleting
+  // them right after this read loses nothing. With `netns`, only sockets of those network
+  // namespaces are returned (filtered here, before JS decodes anything), and closed ones of
+  // other namespaces are deleted: nobody will ever be handed them. `openNetns`: the distinct
+  // namespaces of the open sockets read (before filtering).
   Napi::Value ReadSockets(const Napi::CallbackInfo &info) {
     bool delete_closed = info[0].ToBoolean();
+    bool filter = info.Length() > 1 && info[1].IsArray();
+    std::unordered_set<__u32> scope;
+    if (filter) {
+      auto arr = info[1].As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); i++) scope.insert(arr.Get(i).As<Napi::Number>().Uint32Value());
+    }
     int fd = MapFd("ml_socks"), spill_fd = MapFd("ml_hist_spill");
     std::vector<__u64> keys, spill_keys;
     std::vector<uint8_t> values, spill_values;
     BatchRead(fd, sizeof(struct ml_sock), keys, values);
     BatchRead(spill_fd, sizeof(struct ml_hist), spill_keys, spill_values);
-    if (delete_closed) {
-      for (size_t i = 0; i < keys.size(); i++) {
-        auto *s = reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock));
-        if (!(s->flags & ML_SOCK_CLOSED)) continue;
+    std::unordered_set<__u32> open_netns;
+    size_t kept = 0;
+    for (size_t i = 0; i < keys.size(); i++) {
+      auto *s = reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock));
+      bool closed = s->flags & ML_SOCK_CLOSED;
+      bool in_scope = !filter || scope.count(s->owner.netns) > 0;
+      if (!closed) open_netns.insert(s->owner.netns);
+      if (closed && (delete_closed || !in_scope)) {
         bpf_map_delete_elem(fd, &keys[i]);
         bpf_map_delete_elem(spill_fd, &keys[i]);
       }
+      if (!in_scope) continue;
+      if (kept != i) {
+        keys[kept] = keys[i];
+        memmove(values.data() + kept * sizeof(struct ml_sock), s, sizeof(struct ml_sock));
+      }
+      kept++;
     }
+    keys.resize(kept);
+    values.resize(kept * sizeof(struct ml_sock));
+    auto netns_out = Napi::Array::New(env_, open_netns.size());
+    uint32_t n = 0;
+    for (auto ns : open_netns) netns_out.Set(n++, ns);
     auto out = Napi::Object::New(env_);
+    out.Set("openNetns", netns_out);
     out.Set("keys", Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<uint8_t *>(keys.data()), keys.size() * 8));
     out.Set("values", Napi::Buffer<uint8_t>::Copy(env_, values.data(), values.size()));
     out.Set("count", static_cast<double>(keys.size()));
@@ -446,39 +477,50 @@ class Probes : public Napi::ObjectWrap<Probes> {
     return env_.Undefined();
   }
 
-  // adopt(netnsPaths[]) -> [{ path, ok, gone, error }]. An iterator only walks the sockets of
-  // the network namespace it was created in, so each namespace gets its own short-lived
-  // thread that joins it (setns affects only the calling thread) and runs the iterator.
-  Napi::Value Adopt(const Napi::CallbackInfo &info) {
+  // adopt(netnsPaths[]) / refresh(netnsPaths[]) -> [{ path, ok, gone, error }]: run ml_adopt
+  // (sockets opened before attach) resp. ml_refresh (counters of open sockets, as of now).
+  Napi::Value Adopt(const Napi::CallbackInfo &info) { return RunIter(info, "ml_adopt"); }
+  Napi::Value Refresh(const Napi::CallbackInfo &info) { return RunIter(info, "ml_refresh"); }
+
+  // An iterator only walks the sockets of the network namespace it was created in, so one
+  // short-lived thread joins each namespace in turn (setns affects only the calling thread,
+  // and the thread ends with it) and runs the iterator there.
+  Napi::Value RunIter(const Napi::CallbackInfo &info, const char *program) {
     RequireOpen();
-    if (!iter_link_) throw Napi::Error::New(env_, "socket iterator is not available on this kernel");
-    auto paths = info[0].As<Napi::Array>();
-    auto out = Napi::Array::New(env_, paths.Length());
-    int link_fd = bpf_link__fd(iter_link_);
-    for (uint32_t i = 0; i < paths.Length(); i++) {
-      std::string path = paths.Get(i).As<Napi::String>();
-      std::string error;
-      bool gone = false;
-      std::thread worker([&] {
-        int ns = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        // The process that held the namespace exited since it was listed: nothing to adopt.
-        if (ns < 0) { gone = errno == ENOENT || errno == ESRCH; error = "open: " + std::string(strerror(errno)); return; }
-        if (setns(ns, CLONE_NEWNET)) { error = "setns: " + std::string(strerror(errno)); ::close(ns); return; }
+    auto found = iter_links_.find(program);
+    if (found == iter_links_.end())
+      throw Napi::Error::New(env_, std::string("socket iterator ") + program + " is not available on this kernel");
+    int link_fd = bpf_link__fd(found->second);
+    auto arr = info[0].As<Napi::Array>();
+    std::vector<std::string> paths(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); i++) paths[i] = arr.Get(i).As<Napi::String>().Utf8Value();
+    struct Result { std::string error; bool gone = false; };
+    std::vector<Result> results(paths.size());
+    std::thread worker([&] {
+      char buf[4096];
+      for (size_t i = 0; i < paths.size(); i++) {
+        Result &r = results[i];
+        int ns = open(paths[i].c_str(), O_RDONLY | O_CLOEXEC);
+        // The process that held the namespace exited since it was listed.
+        if (ns < 0) { r.gone = errno == ENOENT || errno == ESRCH; r.error = "open: " + std::string(strerror(errno)); continue; }
+        if (setns(ns, CLONE_NEWNET)) { r.error = "setns: " + std::string(strerror(errno)); ::close(ns); continue; }
         ::close(ns);
         int it = bpf_iter_create(link_fd);
-        if (it < 0) { error = "bpf_iter_create: " + std::string(strerror(errno)); return; }
-        char buf[4096];
+        if (it < 0) { r.error = "bpf_iter_create: " + std::string(strerror(errno)); continue; }
         ssize_t n;
         while ((n = read(it, buf, sizeof buf)) > 0) {}
-        if (n < 0) error = "iterate: " + std::string(strerror(errno));
+        if (n < 0) r.error = "iterate: " + std::string(strerror(errno));
         ::close(it);
-      });
-      worker.join();
+      }
+    });
+    worker.join();
+    auto out = Napi::Array::New(env_, paths.size());
+    for (size_t i = 0; i < paths.size(); i++) {
       auto o = Napi::Object::New(env_);
-      o.Set("path", path);
-      o.Set("ok", error.empty());
-      o.Set("gone", gone);
-      o.Set("error", error.empty() ? env_.Null() : Napi::String::New(env_, error));
+      o.Set("path", paths[i]);
+      o.Set("ok", results[i].error.empty());
+      o.Set("gone", results[i].gone);
+      o.Set("error", results[i].error.empty() ? env_.Null() : Napi::String::New(env_, results[i].error));
       out.Set(i, o);
     }
     return out;

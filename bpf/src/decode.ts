@@ -121,22 +121,49 @@ function roleOf(v: number): SocketRole {
 }
 
 function ownerDecoder(s: Struct) {
-  const cgroup = s.scalar('cgroup_id', 'u64');
+  const cgroup = u64Reader(s, 'cgroup_id');
   const netns = s.scalar('netns', 'u32');
   const pid = s.scalar('pid', 'u32');
   const tid = s.scalar('tid', 'u32');
   const comm = s.array('comm', 1);
   return (b: Buffer, base: number): Owner => {
-    const raw = b.subarray(base + comm.offset, base + comm.offset + comm.count);
-    const nul = raw.indexOf(0);
+    const start = base + comm.offset;
+    let end = start;
+    while (end < start + comm.count && b[end] !== 0) end++;
     return {
       netns: netns(b, base),
       cgroupId: cgroup(b, base),
       pid: pid(b, base),
       tid: tid(b, base),
-      comm: raw.subarray(0, nul < 0 ? raw.length : nul).toString('utf8'),
+      comm: b.toString('utf8', start, end),
     };
   };
+}
+
+/**
+ * A u64 member read as two u32 halves: the same number as Number(readBigUInt64LE) for the
+ * values these fields hold (below 2^53, see layout.ts) without a BigInt per field per
+ * socket per sweep. The member is checked like any other scalar.
+ */
+function u64Reader(s: Struct, name: string): (b: Buffer, base: number) => number {
+  s.scalar(name, 'u64');
+  const off = s.member(name).offset;
+  return (b, base) => b.readUInt32LE(base + off) + b.readUInt32LE(base + off + 4) * 0x1_0000_0000;
+}
+
+/**
+ * Text form of an IPv4 address, remembered: a host's sockets share few addresses, and every
+ * socket is decoded again each sweep. Bounded, as remote addresses are not.
+ */
+const v4Text = new Map<number, string>();
+function ipv4Cached(b: Buffer, off: number): string {
+  const k = b.readUInt32LE(off);
+  let t = v4Text.get(k);
+  if (t === undefined) {
+    if (v4Text.size >= 16_384) v4Text.clear();
+    v4Text.set(k, (t = ipv4(b, off)));
+  }
+  return t;
 }
 
 function endpointsDecoder(s: Struct) {
@@ -147,7 +174,7 @@ function endpointsDecoder(s: Struct) {
   const ra = s.array('remote_addr', 1).offset;
   return (b: Buffer, base: number) => {
     const v6 = family(b, base) === AF_INET6;
-    const fmt = v6 ? ipv6 : ipv4;
+    const fmt = v6 ? ipv6 : ipv4Cached;
     return {
       family: (v6 ? 6 : 4) as 4 | 6,
       local: { ip: fmt(b, base + la), port: lport(b, base) },
@@ -192,7 +219,7 @@ export class Decoders {
     this.sock = readStruct(native, 'ml_sock');
     const s = this.sock;
     const o = { owner: s.nested('owner', 'ml_owner'), ep: s.nested('ep', 'ml_endpoints') };
-    const u64 = (n: string) => s.scalar(n, 'u64');
+    const u64 = (n: string) => u64Reader(s, n);
     const u32 = (n: string) => s.scalar(n, 'u32');
     const f = {
       opened: u64('opened_ns'),
@@ -222,16 +249,39 @@ export class Decoders {
     const spillS = readStruct(native, 'ml_hist');
     const spill = spillS.array('cnt', 4);
     if (spill.count !== HIST_BUCKETS) throw new Error(`BTF: kernel histogram has ${spill.count} buckets, schemas ${HIST_BUCKETS}`);
-    this.decodeSockFn = (b, base, cookie, sp) => {
-      const fl = f.flags(b, base);
-      const e = ep(b, base + o.ep);
+    // Sparse from the start: a dense array of every bucket per socket per sweep cost more
+    // than the rest of the decoding. Slots hold distinct buckets, unordered.
+    const inlineHist = (b: Buffer, base: number): SparseHistogram => {
+      const idx: number[] = [];
+      const cnt: number[] = [];
+      for (let i = 0; i < slotCnt.count; i++) {
+        const c = b.readUInt32LE(base + slotCnt.offset + i * 4);
+        if (c === 0) break;
+        const x = b.readUInt16LE(base + slotIdx.offset + i * 2);
+        if (x >= HIST_BUCKETS) continue;
+        let j = idx.length;
+        for (; j > 0 && idx[j - 1]! > x; j--) {
+          idx[j] = idx[j - 1]!;
+          cnt[j] = cnt[j - 1]!;
+        }
+        idx[j] = x;
+        cnt[j] = c;
+      }
+      return { idx, cnt };
+    };
+    const spilledHist = (b: Buffer, base: number, sp: SpillRef): SparseHistogram => {
       const dense = new Float64Array(HIST_BUCKETS);
       for (let i = 0; i < slotCnt.count; i++) {
         const c = b.readUInt32LE(base + slotCnt.offset + i * 4);
         if (c === 0) break;
         dense[b.readUInt16LE(base + slotIdx.offset + i * 2)]! += c;
       }
-      if (sp) for (let i = 0; i < spill.count; i++) dense[i]! += sp.buf.readUInt32LE(sp.base + spill.offset + i * 4);
+      for (let i = 0; i < spill.count; i++) dense[i]! += sp.buf.readUInt32LE(sp.base + spill.offset + i * 4);
+      return fromDense(dense);
+    };
+    this.decodeSockFn = (b, base, cookie, sp) => {
+      const fl = f.flags(b, base);
+      const e = ep(b, base + o.ep);
       const closedNs = f.closed(b, base);
       const samples = f.samples(b, base);
       const sent = f.bytesSent(b, base);
@@ -240,7 +290,9 @@ export class Decoders {
         cookie,
         owner: owner(b, base + o.owner),
         role: roleOf(f.role(b, base)),
-        ...e,
+        family: e.family,
+        local: e.local,
+        remote: e.remote,
         state: f.state(b, base),
         closed: (fl & CLOSED) !== 0,
         preexisting: (fl & PREEXISTING) !== 0,
@@ -263,7 +315,7 @@ export class Decoders {
         minRttUs: samples ? f.minRtt(b, base) : null,
         rttSamples: samples,
         synRetrans: f.synRetrans(b, base),
-        rttHist: fromDense(dense),
+        rttHist: sp ? spilledHist(b, base, sp) : inlineHist(b, base),
       };
     };
 
@@ -272,8 +324,8 @@ export class Decoders {
     const tf = {
       kind: t.scalar('kind', 'u32'),
       err: t.scalar('err', 'u32'),
-      ts: t.scalar('ts_ns', 'u64'),
-      cookie: t.scalar('cookie', 'u64'),
+      ts: u64Reader(t, 'ts_ns'),
+      cookie: u64Reader(t, 'cookie'),
       synRetrans: t.scalar('syn_retrans', 'u32'),
       role: t.scalar('role', 'u8'),
       state: t.scalar('state', 'u8'),
@@ -301,9 +353,9 @@ export class Decoders {
 
     const d = readStruct(native, 'ml_dns_event');
     const df = {
-      ts: d.scalar('ts_ns', 'u64'),
-      cookie: d.scalar('cookie', 'u64'),
-      cgroup: d.scalar('cgroup_id', 'u64'),
+      ts: u64Reader(d, 'ts_ns'),
+      cookie: u64Reader(d, 'cookie'),
+      cgroup: u64Reader(d, 'cgroup_id'),
       netns: d.scalar('netns', 'u32'),
       pid: d.scalar('pid', 'u32'),
       payloadLen: d.scalar('payload_len', 'u32'),

@@ -24,7 +24,10 @@ export interface NetnsRef {
   path: string;
 }
 
-/** Every network namespace reachable through a process or a bind mount in /run/netns. */
+/**
+ * Every network namespace reachable through a process or a bind mount in /run/netns. A bind
+ * mount is preferred as the path: it outlives the process that happened to be listed.
+ */
 export function listNetns(): NetnsRef[] {
   const byInode = new Map<number, string>();
   const consider = (path: string) => {
@@ -36,19 +39,54 @@ export function listNetns(): NetnsRef[] {
     }
   };
   consider('/proc/self/ns/net');
-  for (const d of readdirSync('/proc')) if (/^\d+$/.test(d)) consider(`/proc/${d}/ns/net`);
   try {
     for (const n of readdirSync('/run/netns')) consider(`/run/netns/${n}`);
   } catch {
     // No named namespaces on this host.
   }
+  for (const d of readdirSync('/proc')) if (/^\d+$/.test(d)) consider(`/proc/${d}/ns/net`);
   return [...byInode].map(([inode, path]) => ({ inode, path }));
+}
+
+/**
+ * listNetns() remembered between sweeps: the walk of /proc costs about 1 ms of CPU per 100
+ * processes. Callers relist when a path went away or an unknown namespace shows up.
+ */
+export class NetnsDirectory {
+  private refs: NetnsRef[] | null = null;
+  private inodes = new Set<number>();
+  /** Not found by a listing made after they were asked for: no process or mount holds them
+   * (e.g. only an orphaned socket does), so listing again would not find them either. */
+  private readonly unreachable = new Set<number>();
+
+  list(): NetnsRef[] {
+    return this.refs ?? this.relist();
+  }
+
+  /** Listed, or known not to be listable. */
+  known(inode: number): boolean {
+    return this.inodes.has(inode) || this.unreachable.has(inode);
+  }
+
+  /** Lists again; returns the refs of `wanted` found, and gives up on the others. */
+  relist(wanted?: ReadonlySet<number>): NetnsRef[] {
+    this.refs = listNetns();
+    this.inodes = new Set(this.refs.map((n) => n.inode));
+    if (!wanted) return this.refs;
+    for (const i of wanted) if (!this.inodes.has(i)) this.unreachable.add(i);
+    return this.refs.filter((n) => wanted.has(n.inode));
+  }
 }
 
 /** Kernel timestamps are CLOCK_MONOTONIC, which is also what process.hrtime reads. */
 export function monoUsToEpochMs(monoUs: number): number {
-  const nowMonoUs = Number(process.hrtime.bigint() / 1000n);
-  return Math.round(Date.now() - (nowMonoUs - monoUs) / 1000);
+  return monoToEpochConverter()(monoUs);
+}
+
+/** monoUsToEpochMs with both clocks read once, for converting many timestamps of one moment. */
+export function monoToEpochConverter(): (monoUs: number) => number {
+  const monoZeroMs = Date.now() - monoNowUs() / 1000;
+  return (monoUs) => Math.round(monoZeroMs + monoUs / 1000);
 }
 
 export function monoNowUs(): number {

@@ -1,12 +1,12 @@
 export { openProbes } from './probes.js';
-export type { Probes, ProbeOptions, Attachment, AdoptReport, Counters } from './probes.js';
+export type { Probes, ProbeOptions, ReadOptions, Attachment, AdoptReport, Counters } from './probes.js';
 export { errnoClass } from './decode.js';
 export type { SocketStats, TcpEvent, DnsPacketEvent, ProbeEvent, Endpoint, Owner, SocketRole, ErrnoClass } from './decode.js';
 export { parseDnsMessage, parseDnsPayload, DNS_TYPE } from './dns.js';
 export type { DnsMessage, DnsAnswer } from './dns.js';
 export { DnsMatcher } from './dns-match.js';
 export type { DnsExchange, DnsMatcherOptions } from './dns-match.js';
-export { cgroup2Mount, listNetns, monoUsToEpochMs, monoNowUs } from './host.js';
+export { cgroup2Mount, listNetns, monoToEpochConverter, monoUsToEpochMs, monoNowUs } from './host.js';
 export type { NetnsRef } from './host.js';
 export { OBJECT_PATH } from './native.js';
 export type { ProgramStats } from './native.js';

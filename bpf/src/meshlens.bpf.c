@@ -9,11 +9,14 @@
  *    the calling process), final counters, connect errno from sk_err.
  *  - sockops on the root cgroup v2: the client's entry and owner identity at
  *    TCP_CONNECT_CB (inside connect()), enables RTT/RTO callbacks per socket, then one RTT
- *    sample per round trip into the histogram and counter refreshes.
- *  - tp_btf/tcp_rcv_space_adjust: per recvmsg, keeps receive-only sockets (which get no RTT
- *    samples) current and names the process that really reads an accepted socket.
+ *    sample per round trip into the histogram.
+ *  - tp_btf/tcp_rcv_space_adjust: names the process that really reads an accepted or
+ *    adopted socket (its first recvmsg); nothing else on the data path.
  *  - tp_btf/tcp_send_reset, tcp_receive_reset: resets.
- *  - iter/tcp: adopts sockets that were open before attach.
+ *  - iter/tcp: ml_adopt adopts sockets that were open before attach; ml_refresh brings the
+ *    counters of every open tracked socket up to date, run by user space just before it
+ *    reads the map. Counters are otherwise refreshed only at state changes: a hook per
+ *    recvmsg or per ACK kept them current at a cost paid by every connection.
  *  - cgroup_skb ingress/egress: DNS (port 53) packets, UDP and TCP.
  */
 #include "vmlinux.h"
@@ -449,7 +452,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	struct bpf_sock *bsk;
 	struct tcp_sock *tp;
 	struct ml_sock *s;
-	__u64 cookie, now;
+	__u64 cookie;
 	__u32 op = skops->op;
 
 	switch (op) {
@@ -496,9 +499,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		fill_endpoints(&s->ep, tp_sk(tp));
 		return 1;
 	}
-	/* Per-round-trip path: updated_ns only says how fresh the counters are, so the coarse clock
-	 * (tick resolution, same CLOCK_MONOTONIC base) is enough; it is a cheaper read. */
-	now = bpf_ktime_get_coarse_ns();
+	/* Per-round-trip path: samples only. Counters are refreshed by ml_refresh at read time. */
 	s = bpf_map_lookup_elem(&ml_socks, &cookie);
 	if (!s) {
 		s = sock_create(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL);
@@ -521,33 +522,31 @@ int ml_sockops(struct bpf_sock_ops *skops)
 			s->min_rtt_us = mrtt;
 		s->rtt_samples += 1;
 	}
-	refresh(s, tp, now);
 	return 1;
 }
 
+/* recvmsg runs in the reader's context, and the reader is an accepted socket's owner: the
+ * listener's owner copied at accept is unknown when the listener predates the probes (the
+ * usual case on a node the agent joins late) and is the parent, not the worker, in pre-fork
+ * servers. Only a socket still marked provisional does any work, once; every other call is a
+ * lookup (the counters are ml_refresh's job). */
 SEC("tp_btf/tcp_rcv_space_adjust")
 int BPF_PROG(ml_rcv, struct sock *sk)
 {
-	__u64 cookie;
 	struct ml_sock *s;
-	struct tcp_sock *tp;
+	__u64 cookie;
 
 	if (!sk)
 		return 0;
-	cookie = sk_cookie(sk);
+	/* A tracked socket has its cookie already: never make one here. */
+	cookie = sk->__sk_common.skc_cookie.counter;
+	if (!cookie)
+		return 0;
 	s = bpf_map_lookup_elem(&ml_socks, &cookie);
-	if (!s)
+	if (!s || !(s->flags & ML_SOCK_OWNER_PROVISIONAL))
 		return 0;
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return 0;
-	if (s->flags & ML_SOCK_OWNER_PROVISIONAL) {
-		/* recvmsg runs in the reader's context: the socket's real owner. */
-		owner_from_current(&s->owner, sk);
-		s->flags &= ~ML_SOCK_OWNER_PROVISIONAL;
-	}
-	/* Not the coarse clock as on the RTT path: tracing programs may not call it. */
-	refresh(s, tp, bpf_ktime_get_ns());
+	owner_from_current(&s->owner, sk);
+	s->flags &= ~ML_SOCK_OWNER_PROVISIONAL;
 	return 0;
 }
 
@@ -638,9 +637,41 @@ int ml_adopt(struct bpf_iter__tcp *ctx)
 		stat_inc(ML_STAT_SOCK_ADOPTED);
 	}
 	refresh(s, tp, now);
-	flags = tp->bpf_sock_ops_cb_flags | ML_CB_FLAGS;
+	flags = tp->bpf_sock_ops_cb_flags;
+	if ((flags & ML_CB_FLAGS) == ML_CB_FLAGS)
+		return 0;
+	flags |= ML_CB_FLAGS;
 	if (bpf_setsockopt(tp, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &flags, sizeof(flags)))
 		stat_inc(ML_STAT_ADOPT_FLAGS_FAILED);
+	return 0;
+}
+
+/* Run in each network namespace right before user space reads the map: counters as of now
+ * for every open tracked socket, receive-only ones included, without a hook on the data path.
+ * Creates nothing (ml_adopt does) and leaves closed entries alone: their values are final. */
+SEC("iter/tcp")
+int ml_refresh(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	struct ml_sock *s;
+	__u64 cookie;
+
+	/* TIME_WAIT sockets (up to tcp_max_tw_buckets, 131072 by default, on a busy host) are
+	 * most of what the iterator walks: skip them, and listeners, before any lookup. */
+	if (!skc || !full_tcp_sock((struct sock *)skc))
+		return 0;
+	/* Every socket we track got its cookie from one of our programs. */
+	cookie = skc->skc_cookie.counter;
+	if (!cookie)
+		return 0;
+	s = bpf_map_lookup_elem(&ml_socks, &cookie);
+	if (!s || (s->flags & ML_SOCK_CLOSED))
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	refresh(s, tp, bpf_ktime_get_ns());
 	return 0;
 }
 

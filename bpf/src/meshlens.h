@@ -88,6 +88,8 @@ struct ml_sock {
 	struct ml_endpoints ep;
 	__u64 opened_ns;
 	__u64 closed_ns;
+	/* When the counters below were last read from the socket: a state change, or the
+	 * ml_refresh run that precedes a read of the map. */
 	__u64 updated_ns;
 	__u64 bytes_sent;
 	__u64 bytes_received;

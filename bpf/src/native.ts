@@ -38,7 +38,7 @@ export interface NativeProbes {
   enumValues(name: string): Record<string, number>;
   setConfig(index: number, value: number): void;
   readCounters(): number[];
-  readSockets(deleteClosed: boolean): {
+  readSockets(deleteClosed: boolean, netns?: number[]): {
     keys: Buffer;
     values: Buffer;
     count: number;
@@ -47,12 +47,24 @@ export interface NativeProbes {
     spillValues: Buffer;
     spillCount: number;
     spillValueSize: number;
+    /** Distinct network namespaces of the open sockets read, before any netns filter. */
+    openNetns: number[];
   };
   deleteSockets(keys: Buffer): number;
   startEvents(cb: (records: Buffer[]) => void): void;
-  adopt(netnsPaths: string[]): { path: string; ok: boolean; gone: boolean; error: string | null }[];
+  adopt(netnsPaths: string[]): IterReport[];
+  refresh(netnsPaths: string[]): IterReport[];
   programStats(): ProgramStats[];
   close(): void;
+}
+
+/** What running an iterator in one network namespace did. */
+export interface IterReport {
+  path: string;
+  ok: boolean;
+  /** The namespace disappeared between listing and joining it (its last process exited). */
+  gone: boolean;
+  error: string | null;
 }
 
 export interface ProgramStats {

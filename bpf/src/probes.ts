@@ -1,7 +1,7 @@
 /** openProbes(): load, attach and read the meshlens kernel programs. */
 import { Decoders, type ProbeEvent, type SocketStats } from './decode.js';
-import { cgroup2Mount, listNetns } from './host.js';
-import { loadNative, OBJECT_PATH, type NativeProbes, type ProgramStats } from './native.js';
+import { cgroup2Mount, NetnsDirectory, type NetnsRef } from './host.js';
+import { loadNative, OBJECT_PATH, type IterReport, type NativeProbes, type ProgramStats } from './native.js';
 
 export interface ProbeOptions {
   objectPath?: string;
@@ -23,12 +23,22 @@ export interface Attachment {
   error: string | null;
 }
 
-export interface AdoptReport {
-  path: string;
-  ok: boolean;
-  /** The namespace disappeared between listing and joining it (its last process exited). */
-  gone: boolean;
-  error: string | null;
+export type AdoptReport = IterReport;
+
+export interface ReadOptions {
+  /** Remove the closed sockets read from the kernel map. Default false. */
+  deleteClosed?: boolean;
+  /**
+   * Bring every open socket's counters up to date first (the ml_refresh iterator in each
+   * namespace read). Default true: the kernel refreshes them otherwise only at state
+   * changes, so without this an open socket shows its counters as of its last state change.
+   */
+  refresh?: boolean;
+  /**
+   * Only these network namespaces: refreshed and returned; closed sockets of any other are
+   * deleted from the map (nobody reads them). Default: every namespace on the host.
+   */
+  netns?: readonly NetnsRef[];
 }
 
 /** Kernel-side counters (drops and overflow included), summed over CPUs. */
@@ -41,8 +51,8 @@ export interface Probes {
   onEvent(cb: (e: ProbeEvent) => void): () => void;
   /** The same events as an async iterator; ends when the probes close. */
   events(): AsyncIterableIterator<ProbeEvent>;
-  /** Every tracked socket; closed ones are removed from the kernel map when `deleteClosed`. */
-  readSocketStats(opts?: { deleteClosed?: boolean }): SocketStats[];
+  /** Every tracked socket (of `netns`), counters as of now unless `refresh: false`. */
+  readSocketStats(opts?: ReadOptions): SocketStats[];
   /** Forget sockets by cookie (e.g. after their final record was emitted). */
   deleteSockets(cookies: number[]): number;
   readCounters(): Counters;
@@ -66,12 +76,15 @@ class ProbesImpl implements Probes {
   private readonly decoders: Decoders;
   private readonly listeners = new Set<(e: ProbeEvent) => void>();
   private readonly onClose = new Set<() => void>();
+  private readonly netns = new NetnsDirectory();
+  private readonly canRefresh: boolean;
 
   constructor(
     private readonly native: NativeProbes,
     opts: ProbeOptions,
   ) {
     this.attachments = native.attachments();
+    this.canRefresh = this.attachments.some((a) => a.program === 'ml_refresh' && a.attached);
     this.decoders = new Decoders(native);
     if (opts.lifecycleEvents) native.setConfig(CFG_LIFECYCLE, 1);
     native.startEvents((records) => this.deliver(records));
@@ -125,8 +138,35 @@ class ProbesImpl implements Probes {
     return it;
   }
 
-  readSocketStats(opts: { deleteClosed?: boolean } = {}): SocketStats[] {
-    const raw = this.native.readSockets(opts.deleteClosed ?? false);
+  readSocketStats(opts: ReadOptions = {}): SocketStats[] {
+    const deleteClosed = opts.deleteClosed ?? false;
+    const scope = opts.netns?.map((n) => n.inode);
+    if (!((opts.refresh ?? true) && this.canRefresh)) return this.decode(this.native.readSockets(deleteClosed, scope));
+    this.refresh(opts.netns ?? this.netns.list());
+    if (opts.netns) return this.decode(this.native.readSockets(deleteClosed, scope));
+    // An open socket in a namespace created since the last listing was not refreshed: list
+    // again, refresh just those, and read once more. The first read deletes nothing, so
+    // the second still has every closed socket.
+    const first = this.native.readSockets(false);
+    const unseen = new Set(first.openNetns.filter((i) => !this.netns.known(i)));
+    const fresh = unseen.size > 0 ? this.netns.relist(unseen) : [];
+    if (fresh.length === 0) {
+      const out = this.decode(first);
+      if (deleteClosed) this.deleteSockets(out.filter((s) => s.closed).map((s) => s.cookie));
+      return out;
+    }
+    this.refresh(fresh);
+    return this.decode(this.native.readSockets(deleteClosed));
+  }
+
+  /** ml_refresh in each namespace; a path that went away is looked up again once. */
+  private refresh(refs: readonly NetnsRef[]): void {
+    const reports = this.native.refresh(refs.map((n) => n.path));
+    const gone = new Set(refs.filter((_, i) => reports[i]!.gone).map((n) => n.inode));
+    if (gone.size > 0) this.native.refresh(this.netns.relist(gone).map((n) => n.path));
+  }
+
+  private decode(raw: ReturnType<NativeProbes['readSockets']>): SocketStats[] {
     const spills = new Map<number, number>();
     for (let i = 0; i < raw.spillCount; i++) spills.set(Number(raw.spillKeys.readBigUInt64LE(i * 8)), i * raw.spillValueSize);
     const out: SocketStats[] = [];
@@ -157,8 +197,8 @@ class ProbesImpl implements Probes {
   }
 
   adoptExisting(): AdoptReport[] {
-    if (!this.attachments.some((a) => a.section.startsWith('iter/') && a.attached)) return [];
-    this.adopted = this.native.adopt(listNetns().map((n) => n.path));
+    if (!this.attachments.some((a) => a.program === 'ml_adopt' && a.attached)) return [];
+    this.adopted = this.native.adopt(this.netns.relist().map((n) => n.path));
     return this.adopted;
   }
 

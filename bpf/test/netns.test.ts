@@ -52,6 +52,11 @@ describe('network namespaces', () => {
         { family, local: { ip: serverIp, port }, remote: { ip: clientIp, port: connected.localPort }, netns: lab.inode(lab.b), pid: server.pid, sent: 4321, received: 654321 },
       );
       assert.notEqual(lab.inode(lab.a), lab.inode(lab.b));
+      // Read for namespace a only: b's socket is not returned and, being closed, is deleted.
+      const onlyA = probes.readSocketStats({ netns: [{ inode: lab.inode(lab.a), path: `/run/netns/${lab.a}` }] });
+      assert.ok(onlyA.length > 0 && onlyA.every((x) => x.owner.netns === lab.inode(lab.a)));
+      assert.ok(onlyA.some((x) => x.cookie === c.cookie));
+      assert.equal(probes.readSocketStats().some((x) => x.cookie === s.cookie), false, 'closed socket of another namespace deleted');
       server.child.kill('SIGTERM');
     });
   }
@@ -177,6 +182,30 @@ describe('network namespaces', () => {
     );
     // ARP gives up after ~3 s while the SYN is retransmitted every 1 s, 2 s, ...
     assert.ok(e.synRetrans >= 1, `SYN retransmissions counted (${e.synRetrans})`);
+  });
+
+  test('a receive-only socket in a namespace created after attach is refreshed at a read', async () => {
+    probes.readSocketStats(); // the namespaces known so far are listed
+    const late = new NetnsPair('late');
+    try {
+      const server = late.peer(late.b, ['server', NetnsPair.B4, '0']);
+      const { port } = (await server.next('listening')) as unknown as { port: number };
+      const client = late.peer(late.a, ['hold', NetnsPair.B4, String(port)]);
+      const { localPort } = (await client.next('connected')) as unknown as { localPort: number };
+      client.send('send 100000');
+      await client.next('sent');
+      // The server only receives: nothing but a read-time refresh of its namespace, which
+      // no listing knew, brings its counters past those of its ESTABLISHED transition.
+      const s = await waitFor('server socket with every byte', () => {
+        const x = socketsOnPort(probes, port).find((y) => y.role === 'server' && y.remote.port === localPort);
+        return x && x.bytesReceived === 100_000 ? x : undefined;
+      });
+      assert.deepEqual({ closed: s.closed, netns: s.owner.netns, sent: s.bytesSent }, { closed: false, netns: late.inode(late.b), sent: 0 });
+      client.send('end');
+      await client.next('done');
+    } finally {
+      late.destroy();
+    }
   });
 
   test('a socket open before attach in another namespace is adopted and measured', async () => {

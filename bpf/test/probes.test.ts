@@ -1,8 +1,10 @@
 // Loopback behaviour of the probes against real sockets of this process.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { bucketLower, histogramCount } from '@meshlens/schemas';
 import { openProbes, type Probes, type TcpEvent, type ProbeEvent, type SocketStats } from '../src/index.js';
 import { cgroupIdOf, closedPort, listen, netnsInode, recorder, socketsOnPort, waitFor } from './helpers.js';
@@ -48,7 +50,7 @@ describe('probes on loopback', () => {
 
   test('every program loads and attaches on this kernel, and the report says what each is', () => {
     const byProgram = Object.fromEntries(probes.attachments.map((a) => [a.program, a]));
-    for (const name of ['ml_state', 'ml_sockops', 'ml_rcv', 'ml_rst_out', 'ml_rst_in', 'ml_adopt', 'ml_dns_egress', 'ml_dns_ingress']) {
+    for (const name of ['ml_state', 'ml_sockops', 'ml_rcv', 'ml_refresh', 'ml_rst_out', 'ml_rst_in', 'ml_adopt', 'ml_dns_egress', 'ml_dns_ingress']) {
       assert.deepEqual({ name, loaded: byProgram[name]?.loaded, attached: byProgram[name]?.attached, error: byProgram[name]?.error }, { name, loaded: true, attached: true, error: null });
     }
     assert.equal(byProgram.ml_sockops!.section, 'sockops');
@@ -77,6 +79,8 @@ describe('probes on loopback', () => {
       assert.ok(s.segsOut >= s.dataSegsOut && s.dataSegsOut > 0, `${role} segments`);
       assert.ok(s.segsIn >= s.dataSegsIn && s.dataSegsIn > 0, `${role} segments in`);
       assert.deepEqual({ ...s.owner, comm: client.owner.comm, tid: 0 }, { ...owner, tid: 0 }, `${role} owner`);
+      // The server's owner came from its reader (this process), not only from the listener.
+      assert.equal(s.ownerProvisional, false, `${role} owner provisional`);
       assert.equal(s.preexisting, false);
       assert.ok(s.closedUs! >= s.openedUs && s.openedUs > 0);
       // retransSegs is not asserted: loopback sees real tail-loss probes when this process is slow to read.
@@ -85,6 +89,63 @@ describe('probes on loopback', () => {
     const mine = await ev.until('open and close of both sockets', (e): e is TcpEvent => isTcp(e) && (e.cookie === client.cookie || e.cookie === server.cookie), 4);
     assert.deepEqual(mine.map((e) => `${e.role}:${e.kind}`).sort(), ['client:close', 'client:open', 'server:close', 'server:open']);
     ev.stop();
+  });
+
+  test('an open receive-only socket has exact counters at a read, and only because of the refresh', async () => {
+    const server = net.createServer();
+    let serverReceived = 0;
+    server.on('connection', (s) => s.on('data', (d) => (serverReceived += d.length)));
+    const port = await listen(server, '127.0.0.1');
+    const c = net.connect(port, '127.0.0.1');
+    await once(c, 'connect');
+    c.write(Buffer.alloc(250_000, 1));
+    await waitFor('all bytes at the server', () => (serverReceived === 250_000 ? true : undefined));
+    const at = (read: SocketStats[]) => {
+      const mine = read.filter((s) => s.local.port === port && s.remote.port === c.localPort || s.local.port === c.localPort && s.remote.port === port);
+      return { server: mine.find((s) => s.role === 'server'), client: mine.find((s) => s.role === 'client') };
+    };
+    // The server sends nothing (no RTT samples) and no state changed since ESTABLISHED.
+    const stale = at(probes.readSocketStats({ refresh: false }));
+    assert.equal(stale.server?.bytesReceived, 0, 'nothing on the data path updates the counters');
+    const now = at(probes.readSocketStats());
+    assert.deepEqual(
+      [now.server?.closed, now.server?.bytesReceived, now.server?.bytesSent, now.client?.bytesSent, now.client?.closed],
+      [false, 250_000, 0, 250_000, false],
+    );
+    assert.ok(now.server!.updatedUs > stale.server!.updatedUs);
+    c.destroy();
+    await new Promise((r) => server.close(r));
+  });
+
+  test('a socket accepted by a worker on its parent\'s listener (pre-fork) has the worker, its reader, as owner', async () => {
+    const listener = net.createServer();
+    const port = await listen(listener, '127.0.0.1');
+    const worker = fork(fileURLToPath(new URL('./fixtures/acceptor.mjs', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      const said = (event: string) => new Promise<Record<string, number>>((resolve) => worker.on('message', (m: { event: string }) => m.event === event && resolve(m as never)));
+      const ready = said('ready');
+      worker.send('listener', listener);
+      await ready;
+      // Only the worker accepts from now on; the listening socket lives on in its copy.
+      await new Promise((r) => listener.close(r));
+      const served = said('served');
+      const c = net.connect(port, '127.0.0.1');
+      await once(c, 'connect');
+      const clientPort = c.localPort!;
+      let received = 0;
+      c.on('data', (d) => (received += d.length));
+      c.end(Buffer.alloc(4000, 1));
+      await once(c, 'close');
+      assert.equal((await served).received, 4000);
+      const { client, server } = await waitFor('both closed sockets', () => pair(probes, port, clientPort));
+      assert.deepEqual(
+        { received, serverReceived: server.bytesReceived, serverSent: server.bytesSent, serverPid: server.owner.pid, provisional: server.ownerProvisional, clientPid: client.owner.pid },
+        { received: 4000, serverReceived: 4000, serverSent: 4000, serverPid: worker.pid, provisional: false, clientPid: process.pid },
+        'the server socket is reported with the worker\'s pid, not that of the process that called listen()',
+      );
+    } finally {
+      worker.kill();
+    }
   });
 
   test('RTT samples land in the histogram, with min <= srtt and plausible values', async () => {
@@ -274,6 +335,29 @@ describe('sockets opened before the probes attached', () => {
     } finally {
       probes.close();
       c.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  test('a connection accepted after attach on a listener from before names its reader', async () => {
+    const server = net.createServer();
+    let serverReceived = 0;
+    server.on('connection', (s) => s.on('data', (d) => (serverReceived += d.length)));
+    const port = await listen(server, '127.0.0.1');
+    const probes = openProbes();
+    try {
+      const c = net.connect(port, '127.0.0.1');
+      await once(c, 'connect');
+      c.write(Buffer.alloc(3000));
+      await waitFor('bytes at the server', () => (serverReceived === 3000 ? true : undefined));
+      const srv = await waitFor('accepted socket read once', () =>
+        socketsOnPort(probes, port).find((s) => s.local.port === port && s.remote.port === c.localPort && !s.ownerProvisional),
+      );
+      // The adopted listener has no pid/comm; the first recvmsg supplied this process's.
+      assert.deepEqual({ role: srv.role, pid: srv.owner.pid, comm: srv.owner.comm.length > 0 }, { role: 'server', pid: process.pid, comm: true });
+      c.destroy();
+    } finally {
+      probes.close();
       await new Promise((r) => server.close(r));
     }
   });

@@ -3,7 +3,8 @@
 // port; the API it starts answers `meshlens top` with the token it generated, and refuses
 // requests without it; afterwards nothing it started is left listening.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, createServer as createTcpServer } from 'node:net';
@@ -36,7 +37,15 @@ function listening(port: number): Promise<boolean> {
 
 describe('meshlens up', () => {
   let server: Server;
+  let up: ChildProcess | undefined;
   after(async () => {
+    // A failed assertion leaves `up` running: Ctrl-C it, as the test would have, so that it
+    // stops everything it started before its state directory goes.
+    if (up && up.exitCode === null && up.signalCode === null) {
+      const exited = once(up, 'exit');
+      up.kill('SIGINT');
+      await exited;
+    }
     await new Promise((r) => server?.close(r));
     rmSync(stateDir, { recursive: true, force: true });
   });
@@ -51,19 +60,20 @@ describe('meshlens up', () => {
     delete env.MESHLENS_API_TOKENS;
     delete env.MESHLENS_API_TOKEN;
     // node directly rather than through pnpm, so that SIGINT reaches the CLI itself, as Ctrl-C would.
-    const up = spawn(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', 'up', '--slot-ms', '2000', '--api-port', String(apiPort)], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', 'up', '--slot-ms', '2000', '--api-port', String(apiPort)], {
       cwd: repoRoot,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    up = child;
     let out = '';
-    up.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    up.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     const shows = new RegExp(`node@\\S+:${httpPort}\\s+\\d+\\s+[\\d,]+\\s+\\d+\\.\\d+`);
 
     // Traffic until a summary shows the server's flows (bounded), then Ctrl-C.
-    for (let i = 0; i < 900 && !shows.test(out) && up.exitCode === null; i++) {
+    for (let i = 0; i < 900 && !shows.test(out) && child.exitCode === null; i++) {
       await fetch(`http://127.0.0.1:${httpPort}/`).then((r) => r.text());
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -77,7 +87,7 @@ describe('meshlens up', () => {
     const top = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', 'top', '--json', '--url', `http://127.0.0.1:${apiPort}`], { cwd: repoRoot, env });
     const services = (JSON.parse(top.stdout) as { services: unknown[] }).services;
     assert.ok(Array.isArray(services) && services.length > 0, `top lists the services up is watching: ${top.stdout}`);
-    up.kill('SIGINT');
+    child.kill('SIGINT');
     assert.equal(await exited, 0, out);
     assert.match(out, /agent\s+running \(pid \d+/);
     assert.match(out, /stopped\n$/);

@@ -6,7 +6,7 @@
  * same query for SQL users.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { chTime } from './sinks/clickhouse-rows.js';
+import { chTime, type BindingOwner } from './sinks/clickhouse-rows.js';
 
 export const IP_OWNER_SQL = `
   SELECT kind, uid, namespace, name, node, zone, workload_name,
@@ -18,14 +18,8 @@ export const IP_OWNER_SQL = `
   ORDER BY valid_from DESC
   LIMIT 1`;
 
-export interface IpOwner {
-  kind: string;
-  uid: string;
-  namespace: string;
-  name: string;
-  node: string;
-  zone: string;
-  workload_name: string;
+/** The binding's owner columns, with its interval as epoch milliseconds. */
+export interface IpOwner extends BindingOwner {
   from_ms: number;
   to_ms: number | null;
 }

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { localInfraConfig, startKafka, stopProcess } from '@meshlens/deploy/local';
 import type { Metadata } from '@meshlens/schemas';
 import { keyOf, type Collector, type KubernetesSource } from '../src/index.js';
-import { settle, testCollector } from './support/collector.js';
+import { startKubeCollector } from './support/collector.js';
 import { TestInfra } from './support/infra.js';
 import { KubeApiServer } from './support/kube-api-server.js';
 import { node, pod, withLabels, type PodObject } from './support/objects.js';
@@ -29,12 +29,9 @@ describe('collector: Kafka goes away mid-run', () => {
 
   before(async () => {
     brokerPid = (await startKafka(cfg)).pid;
-    await api.start();
     api.create('nodes', n1);
     for (const p of [a!, b!]) api.create('pods', p);
-    collector = testCollector(infra, { kind: 'kubernetes', kubeConfig: api.kubeConfig() }, { kafka: { brokers: infra.brokers, topic: infra.topic } });
-    await collector.start();
-    await settle(api, collector);
+    collector = await startKubeCollector(infra, api);
   });
 
   after(async () => {

@@ -7,7 +7,7 @@ import { keyOf, type Collector } from '../src/index.js';
 import { TestInfra } from './support/infra.js';
 import { KubeApiServer } from './support/kube-api-server.js';
 import { node, pod, withLabels, type PodObject } from './support/objects.js';
-import { metric, settle, testCollector } from './support/collector.js';
+import { metric, settle, startKubeCollector } from './support/collector.js';
 
 describe('collector: silently dead watch connections', () => {
   const infra = new TestInfra();
@@ -16,12 +16,9 @@ describe('collector: silently dead watch connections', () => {
   const web = pod('shop', 'web-0', { node: 'node-a1', ip: '10.244.0.10', labels: { app: 'web', rev: 'v1' } });
 
   before(async () => {
-    await api.start();
     api.create('nodes', node('node-a1', '192.168.0.1'));
     api.create('pods', web);
-    collector = testCollector(infra, { kind: 'kubernetes', kubeConfig: api.kubeConfig() }, { kube: { pageSize: 2, watchTimeoutSeconds: 1 } });
-    await collector.start();
-    await settle(api, collector);
+    collector = await startKubeCollector(infra, api, { kube: { pageSize: 2, watchTimeoutSeconds: 1 } });
   });
 
   after(async () => {

@@ -1,8 +1,9 @@
 /**
- * A loopback TCP port a test controls, forwarding to a real service (Kafka, ClickHouse):
- * stopping it refuses new connections and cuts the open ones, starting it again brings the
- * service back on the same port. This is how tests take a dependency away without
- * touching the shared instance.
+ * A loopback TCP port a test controls: stopping it refuses new connections and cuts the
+ * open ones, starting it again brings the service back on the same port. TcpProxy puts a
+ * real service (Kafka, ClickHouse) behind one, so tests take a dependency away without
+ * touching the shared instance; test servers of their own (collector's Kubernetes API) use
+ * LoopbackPort directly.
  */
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
@@ -14,29 +15,27 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export class TcpProxy {
+/**
+ * Serves what `serve` makes (a net or http server) on 127.0.0.1. stop() cuts the accepted
+ * connections and the ones `serve`'s server handed to `track` (its own upstream sockets).
+ */
+export class LoopbackPort {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
 
   /** `port` 0: any free port, chosen at the first start and kept for every restart. */
   constructor(
-    private readonly target: { host: string; port: number },
+    private readonly serve: (track: (s: Socket) => void) => Server,
     public port = 0,
   ) {}
 
   async start(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
+    const track = (s: Socket): void => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    };
+    const server = this.serve(track);
+    server.on('connection', track);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, '127.0.0.1', resolve);
@@ -50,5 +49,25 @@ export class TcpProxy {
     this.server = null;
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+}
+
+export class TcpProxy extends LoopbackPort {
+  constructor(target: { host: string; port: number }, port = 0) {
+    super(
+      (track) =>
+        createServer((client) => {
+          const upstream = connect(target.port, target.host);
+          track(upstream);
+          for (const s of [client, upstream]) {
+            s.on('error', () => {
+              client.destroy();
+              upstream.destroy();
+            });
+          }
+          client.pipe(upstream).pipe(client);
+        }),
+      port,
+    );
   }
 }

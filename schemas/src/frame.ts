@@ -3,29 +3,36 @@
  *
  *   offset size
  *   0      4    magic "MLNS"
- *   4      1    format version (FRAME_VERSION; decoders accept it and the one before)
+ *   4      1    format version: 1 = msgpack payload; 2 = tcp records in the binary form of
+ *                tcp-codec.ts (tcp frames only). Decoders read both.
  *   5      1    record type (RecordType)
  *   6      2    flags, must be 0 (reserved for other compressions)
  *   8      4    record count, u32 LE
  *   12     4    raw (uncompressed) payload length, u32 LE
  *   16     4    compressed payload length, u32 LE
- *   20     ...  zstd(msgpack(array of records))
+ *   20     ...  zstd(msgpack(array of records)), or zstd(tcp-codec payload) in version 2
  *
  * msgpack with record structures keeps every field name once per frame instead of once
  * per record, stays schemaless (the zod schemas remain the only definition), and decodes
- * faster than JSON.parse; bench/codec.bench.ts has the numbers behind that choice.
+ * faster than JSON.parse; bench/codec.bench.ts has the numbers behind that choice. Tcp
+ * records, the analyzer's bulk, have their own binary form (version 2) that decodes several
+ * times faster and shares repeated strings and owners; a tcp record that form cannot hold
+ * exactly goes out as version 1, so the analyzer still validates and dead-letters it.
  * Every length is checked before anything is allocated, so a hostile or truncated frame
  * costs an error, never a crash or an unbounded buffer.
  */
 import { Packr } from 'msgpackr';
 import { compress, decompress } from 'zstd-napi';
 import zstdBinding from 'zstd-napi/binding.js';
-import { RecordType, recordSchemas, type RecordOf, type RecordTypeName } from './records.js';
+import { RecordType, recordSchemas, type RecordOf, type RecordTypeName, type TcpRecord } from './records.js';
+import { TcpCodecError, decodeTcpPayload, encodeTcpPayload } from './tcp-codec.js';
 
 export const FRAME_MAGIC = 0x534e4c4d; // "MLNS" read as u32 LE
-export const FRAME_VERSION = 1;
-/** Oldest version a decoder of this build still reads. */
-export const FRAME_MIN_VERSION = FRAME_VERSION;
+export const FRAME_VERSION = 2;
+/** Oldest version a decoder of this build still reads: agents of the previous release send it. */
+export const FRAME_MIN_VERSION = 1;
+/** The version whose tcp payload is tcp-codec.ts's binary form. */
+const TCP_BINARY_VERSION = 2;
 export const FRAME_HEADER_BYTES = 20;
 export const DEFAULT_MAX_RAW_BYTES = 64 * 1024 * 1024;
 const ZSTD_LEVEL = 3;
@@ -71,11 +78,12 @@ export interface FrameHeader {
 }
 
 export function encodeFrame<T extends RecordTypeName>(type: T, records: readonly RecordOf[T][]): Buffer {
-  const raw = packr.pack(records);
+  const binary = type === 'tcp' ? encodeTcpPayload(records as readonly TcpRecord[]) : null;
+  const raw = binary ?? packr.pack(records);
   const payload = compress(raw, { compressionLevel: ZSTD_LEVEL });
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
   frame.writeUInt32LE(FRAME_MAGIC, 0);
-  frame.writeUInt8(FRAME_VERSION, 4);
+  frame.writeUInt8(binary ? TCP_BINARY_VERSION : 1, 4);
   frame.writeUInt8(RecordType[type], 5);
   frame.writeUInt16LE(0, 6);
   frame.writeUInt32LE(records.length, 8);
@@ -99,6 +107,7 @@ export function readFrameHeader(frame: Uint8Array, maxRawBytes = DEFAULT_MAX_RAW
   const code = view.readUInt8(5);
   const type = typeByCode.get(code);
   if (type === undefined) throw new FrameError('unknown_record_type', `record type ${code}`);
+  if (version === TCP_BINARY_VERSION && type !== 'tcp') throw new FrameError('unsupported_version', `version ${version} is for tcp records, not ${type}`);
   const flags = view.readUInt16LE(6);
   if (flags !== 0) throw new FrameError('bad_flags', `flags 0x${flags.toString(16)}`);
   const count = view.readUInt32LE(8);
@@ -146,9 +155,9 @@ export function decodeFrame(frame: Uint8Array, opts: DecodeOptions = {}): Decode
   }
   let decoded: unknown;
   try {
-    decoded = unpackr.unpack(raw);
+    decoded = header.version === TCP_BINARY_VERSION ? decodeTcpPayload(raw, header.count) : unpackr.unpack(raw);
   } catch (err) {
-    throw new FrameError('corrupt_payload', `msgpack: ${(err as Error).message}`);
+    throw new FrameError('corrupt_payload', `${err instanceof TcpCodecError ? 'tcp payload' : 'msgpack'}: ${(err as Error).message}`);
   }
   if (!Array.isArray(decoded)) throw new FrameError('corrupt_payload', 'payload is not an array of records');
   if (decoded.length !== header.count) {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compress } from 'zstd-napi';
+import { Packr } from 'msgpackr';
+import { compress, decompress } from 'zstd-napi';
 import {
   FRAME_HEADER_BYTES,
   FrameError,
@@ -10,7 +11,9 @@ import {
   sampleDnsRecords,
   sampleTcpEvents,
   sampleTcpRecords,
+  seededRandom,
   type FrameErrorCode,
+  type TcpRecord,
 } from '@meshlens/schemas';
 
 function expectFrameError(fn: () => unknown, code: FrameErrorCode, text: RegExp): void {
@@ -113,5 +116,106 @@ describe('frame codec', () => {
         [3, 'tcp record 3: srtt_us: Too small: expected number to be >=0'],
       ],
     );
+  });
+});
+
+/** A frame around `raw` as the header of `like` describes it, with `version` and `count` set. */
+function forge(like: Buffer, version: number, count: number, raw: Buffer): Buffer {
+  const payload = compress(raw);
+  const out = Buffer.alloc(FRAME_HEADER_BYTES + payload.length);
+  like.copy(out, 0, 0, FRAME_HEADER_BYTES);
+  out.writeUInt8(version, 4);
+  out.writeUInt32LE(count, 8);
+  out.writeUInt32LE(raw.length, 12);
+  out.writeUInt32LE(payload.length, 16);
+  payload.copy(out, FRAME_HEADER_BYTES);
+  return out;
+}
+
+describe('tcp frames in the binary form (version 2)', () => {
+  it('are what encodeFrame sends for tcp records, and decode to the same records as msgpack', () => {
+    const records = sampleTcpRecords(300, 7);
+    assert.ok(records.some((r) => r.remote_orig === null) && records.some((r) => r.remote_orig !== null));
+    const frame = encodeFrame('tcp', records);
+    assert.equal(readFrameHeader(frame).version, 2);
+    assert.deepEqual(decodeFrame(frame).records, records);
+    // The same records as a version-1 frame, which agents of the previous release send.
+    const v1 = forge(frame, 1, records.length, new Packr({ useRecords: true }).pack(records));
+    assert.deepEqual(decodeFrame(v1).records, records);
+    // Other record types keep msgpack: version 1.
+    assert.equal(readFrameHeader(encodeFrame('dns', sampleDnsRecords(3))).version, 1);
+  });
+
+  it('keep odd but representable values exactly: nulls, empty histograms, non-ASCII, 2^53 - 1', () => {
+    const [r] = sampleTcpRecords(1, 8);
+    const odd: TcpRecord = {
+      ...r!,
+      owner: { ...r!.owner, container_id: null, pod_uid: null, comm: 'wörker' },
+      local: { ip: '2001:db8::1', port: 0 },
+      rtt_hist: { idx: [], cnt: [] },
+      bytes_sent: Number.MAX_SAFE_INTEGER,
+      sock_cookie: 2 ** 40 + 3,
+    };
+    const frame = encodeFrame('tcp', [odd]);
+    assert.equal(readFrameHeader(frame).version, 2);
+    assert.deepEqual(decodeFrame(frame).records, [odd]);
+  });
+
+  it('send one owner object per owner, and decode records that share it', () => {
+    const records = sampleTcpRecords(100, 9);
+    const shared = records.map((r) => ({ ...r, owner: records[0]!.owner }));
+    const out = decodeFrame(encodeFrame('tcp', shared)).records as TcpRecord[];
+    assert.deepEqual(out, shared);
+    assert.ok(out.every((r) => r.owner === out[0]!.owner));
+    assert.ok(encodeFrame('tcp', shared).length < encodeFrame('tcp', records).length);
+  });
+
+  it('fall back to version 1 for a record the binary form cannot hold, so it is validated and named', () => {
+    const records = sampleTcpRecords(3, 10);
+    const bad = structuredClone(records) as unknown as Record<string, unknown>[];
+    bad[1]!.bytes_sent = 1.5;
+    const frame = encodeFrame('tcp', bad as unknown as TcpRecord[]);
+    assert.equal(readFrameHeader(frame).version, 1);
+    const out = decodeFrame(frame);
+    assert.deepEqual(out.records, [records[0], records[2]]);
+    assert.deepEqual(out.invalid.map((x) => x.index), [1]);
+    // A missing nullable field is not read as null: zod rejects it, so the binary form must not hide it.
+    const missing = structuredClone(records) as unknown as Record<string, unknown>[];
+    delete missing[2]!.remote_orig;
+    const m = encodeFrame('tcp', missing as unknown as TcpRecord[]);
+    assert.equal(readFrameHeader(m).version, 1);
+    assert.deepEqual(decodeFrame(m).invalid.map((x) => x.index), [2]);
+  });
+
+  it('are refused for other record types', () => {
+    const frame = encodeFrame('dns', sampleDnsRecords(3));
+    expectFrameError(() => decodeFrame(withHeader(frame, (b) => b.writeUInt8(2, 4))), 'unsupported_version', /version 2 is for tcp records, not dns/);
+  });
+
+  it('report a wrong count, trailing bytes and out-of-range indexes and varints as frame errors', () => {
+    const frame = encodeFrame('tcp', sampleTcpRecords(5, 11));
+    const raw = decompress(frame.subarray(FRAME_HEADER_BYTES));
+    expectFrameError(() => decodeFrame(withHeader(frame, (b) => b.writeUInt32LE(6, 8))), 'count_mismatch', /6 records, payload has 5/);
+    expectFrameError(() => decodeFrame(forge(frame, 2, 5, Buffer.concat([raw, Buffer.from([0])]))), 'corrupt_payload', /tcp payload: 1 bytes after record 5/);
+    // One string, "x", then one owner whose node is string 7.
+    expectFrameError(() => decodeFrame(forge(frame, 2, 1, Buffer.from([1, 1, 0x78, 1, 7]))), 'corrupt_payload', /string index 7 of 1/);
+    // No strings, then an owner count that is a 10-byte varint.
+    expectFrameError(() => decodeFrame(forge(frame, 2, 1, Buffer.from([0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1]))), 'corrupt_payload', /varint/);
+  });
+
+  it('turn any damaged payload into a frame error or valid-shaped records, never a crash', () => {
+    const frame = encodeFrame('tcp', sampleTcpRecords(40, 12));
+    const raw = decompress(frame.subarray(FRAME_HEADER_BYTES));
+    const rnd = seededRandom(13);
+    for (let i = 0; i < 500; i++) {
+      const damaged = Buffer.from(raw.subarray(0, i % 5 === 0 ? Math.floor(rnd() * raw.length) : raw.length));
+      for (let k = 0; k < 3; k++) damaged[Math.floor(rnd() * damaged.length)] = Math.floor(rnd() * 256);
+      try {
+        const out = decodeFrame(forge(frame, 2, 40, damaged));
+        assert.equal(out.records.length + out.invalid.length, 40);
+      } catch (err) {
+        assert.ok(err instanceof FrameError, `not a FrameError: ${String(err)}`);
+      }
+    }
   });
 });

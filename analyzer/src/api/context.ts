@@ -5,11 +5,14 @@ import type { FastifyReply } from 'fastify';
 import { chSeconds, resolveRange, type Range } from './params.js';
 import type { Params } from './db.js';
 import { rollupSource, type Family, type Tier } from './tiers.js';
+import type { Coverage } from './coverage.js';
 
 export interface ApiContext {
   ch: ClickHouseClient;
   /** Rollup tiers to read besides the minute tier (tiers.ts). */
   tiers: readonly Tier[];
+  /** Since when the rollups of migration 0007 hold every row (coverage.ts). */
+  coverage: Coverage;
 }
 
 /** The rows of a rollup family for a range as a FROM item (tiers.ts picks the tables), with its parameters. */

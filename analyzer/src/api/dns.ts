@@ -1,14 +1,15 @@
 /**
- * GET /api/v1/dns: DNS health by server or client workload (dns_by_server_1m) or by query
- * name (raw dns_queries: names are not in the rollup). Latency percentiles from the
- * summed histograms, the rcode mix, timeouts.
+ * GET /api/v1/dns: DNS health by server or client workload (dns_by_server_*) or by query
+ * name (dns_by_name_*, migration 0007, for the time it covers; raw dns_queries before it,
+ * coverage.ts). Latency percentiles from the summed histograms, the rcode mix, timeouts.
  */
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { histogramQuantile } from '@meshlens/schemas';
-import { select } from './db.js';
+import { select, type Params } from './db.js';
 import { ERROR_RESPONSES, rangeOr400, rangeParams, source, type ApiContext } from './context.js';
-import { rangeQuery } from './params.js';
+import { splitAt } from './coverage.js';
+import { rangeQuery, type Range } from './params.js';
 
 /** Answers that mean the server failed the client (NXDOMAIN is an answer, not a failure). */
 export const DNS_ERRORS = ['SERVFAIL', 'REFUSED', 'FORMERR', 'NOTIMP', 'TIMEOUT'];
@@ -16,7 +17,6 @@ export const DNS_ERRORS = ['SERVFAIL', 'REFUSED', 'FORMERR', 'NOTIMP', 'TIMEOUT'
 const GROUPS = {
   server: { keys: 'server_ip AS server_ip, server_name AS server_name', by: 'server_ip, server_name' },
   client: { keys: 'zone AS zone, namespace AS namespace, workload AS workload', by: 'zone, namespace, workload' },
-  name: { keys: 'qname AS qname', by: 'qname' },
 } as const;
 
 const dnsResponse = z.object({
@@ -40,16 +40,40 @@ interface Row {
   [key: string]: unknown;
 }
 
-function sql(by: keyof typeof GROUPS, from: string): string {
+/** By server or client: the DNS rollup family alone. */
+function byRollup(ctx: ApiContext, by: 'server' | 'client', range: Range): { sql: string; params: Params } {
   const g = GROUPS[by];
-  if (by === 'name') {
-    return `SELECT ${g.keys}, sumMap([rcode], [toUInt64(1)]) AS rcodes,
-              sumMapIf([latency_bucket], [toUInt64(1)], latency_us IS NOT NULL) AS latency
-            FROM dns_queries WHERE ts >= toDateTime({from:UInt32}, 'UTC') AND ts < toDateTime({to:UInt32}, 'UTC')
-            GROUP BY ${g.by} ORDER BY count() DESC, ${g.by} LIMIT 1000`;
+  const s = source(ctx, 'dns', range);
+  return {
+    sql: `SELECT ${g.keys}, sumMap([toString(rcode)], [queries]) AS rcodes, sumMap(latency) AS latency
+          FROM ${s.from} GROUP BY ${g.by} ORDER BY ${g.by}`,
+    params: s.params,
+  };
+}
+
+/**
+ * The 1000 most asked names: raw queries for the part of the range before dns_by_name covers
+ * it (exact to the second), the rollup from there on, added per name before ranking.
+ */
+async function byName(ctx: ApiContext, range: Range): Promise<{ sql: string; params: Params }> {
+  const { before, after } = splitAt(range, await ctx.coverage('dns_by_name'));
+  const parts: string[] = [];
+  let params: Params = {};
+  if (before) {
+    parts.push(`SELECT qname, sumMap([toString(rcode)], [toUInt64(1)]) AS rcodes, sumMapIf([latency_bucket], [toUInt64(1)], latency_us IS NOT NULL) AS latency
+                FROM dns_queries WHERE ts >= toDateTime({from:UInt32}, 'UTC') AND ts < toDateTime({to:UInt32}, 'UTC') GROUP BY qname`);
+    params = rangeParams(before);
   }
-  return `SELECT ${g.keys}, sumMap([toString(rcode)], [queries]) AS rcodes, sumMap(latency) AS latency
-          FROM ${from} GROUP BY ${g.by} ORDER BY ${g.by}`;
+  if (after) {
+    const s = source(ctx, 'dns_name', after);
+    parts.push(`SELECT qname, sumMap([toString(rcode)], [queries]) AS rcodes, sumMap(latency) AS latency FROM ${s.from} GROUP BY qname`);
+    params = { ...params, ...s.params };
+  }
+  return {
+    sql: `SELECT qname, sumMap(rcodes) AS rcodes, sumMap(latency) AS latency FROM (${parts.join(' UNION ALL ')})
+          GROUP BY qname ORDER BY arraySum(rcodes.2) DESC, qname LIMIT 1000`,
+    params,
+  };
 }
 
 export const dnsRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
@@ -58,7 +82,7 @@ export const dnsRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
       '/api/v1/dns',
       {
         schema: {
-          summary: 'DNS latency percentiles (ms), rcode mix, timeouts and error rate by server, client workload, or query name (the 1000 most asked, from raw queries)',
+          summary: 'DNS latency percentiles (ms), rcode mix, timeouts and error rate by server, client workload, or query name (the 1000 most asked)',
           querystring: rangeQuery.extend({ by: z.enum(['server', 'name', 'client']).default('server') }),
           response: { 200: dnsResponse, ...ERROR_RESPONSES },
         },
@@ -66,8 +90,8 @@ export const dnsRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
       async (req, reply) => {
         const range = rangeOr400(req.query, reply);
         if (!range) return reply;
-        const s = req.query.by === 'name' ? { from: '', params: rangeParams(range) } : source(ctx, 'dns', range);
-        const rows = await select<Row>(ctx.ch, sql(req.query.by, s.from), s.params);
+        const q = req.query.by === 'name' ? await byName(ctx, range) : byRollup(ctx, req.query.by, range);
+        const rows = await select<Row>(ctx.ch, q.sql, q.params);
         return {
           by: req.query.by,
           groups: rows.map(({ rcodes, latency, ...keys }) => {

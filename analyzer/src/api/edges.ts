@@ -1,17 +1,29 @@
 /**
- * GET /api/v1/edges: one service pair broken down by zone pair (flows_by_zone_1m), node pair
- * (flows_by_node_1m) or pod pair (raw tcp_flows: pods are not in any rollup), with a time series.
- * One query returns (group, step) cells; totals per group are the cells added in TS, which is
- * exact for counters and for the histograms alike.
+ * GET /api/v1/edges: one service pair broken down by zone pair, node pair or pod pair, with a
+ * time series. The pair's rollup sorted by service pair first (flows_by_edge_*, migration 0007)
+ * answers time it covers; time before it (coverage.ts) and windows short enough for the
+ * per-second tier are answered as before it existed: zone and node pairs from their own
+ * rollups, pod pairs from raw tcp_flows. Each part returns (group, step) cells; cells and
+ * totals per group are added in TS, which is exact for counters and for the histograms alike.
  */
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { select } from './db.js';
+import { select, type Params } from './db.js';
 import { badRequest, ERROR_RESPONSES, rangeOr400, rangeParams, source, type ApiContext } from './context.js';
+import { splitAt } from './coverage.js';
 import { addAggs, aggOf, healthOf, healthSchema, RAW_AGGREGATES, ROLLUP_AGGREGATES, type Agg, type AggRow } from './health.js';
-import { rangeQuery, serviceRef, splitRef } from './params.js';
+import { rangeQuery, serviceRef, splitRef, type Range } from './params.js';
+import { isFine } from './tiers.js';
 
 const MAX_POINTS = 1440;
+/** Without step_ms, the finest of these giving at most DEFAULT_POINTS points: a chart's worth, on round boundaries. */
+const STEPS_MIN = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
+const DEFAULT_POINTS = 100;
+
+export function defaultStepMs(range: Range): number {
+  const minutes = STEPS_MIN.find((m) => (range.toMs - range.fromMs) / (m * 60_000) <= DEFAULT_POINTS) ?? STEPS_MIN.at(-1)!;
+  return minutes * 60_000;
+}
 
 const GROUPS = {
   zone: { src: 'client_zone', dst: 'server_zone' },
@@ -22,6 +34,44 @@ const GROUPS = {
 const PAIR = `client_namespace = {sns:String} AND client_workload = {sname:String} AND server_namespace = {dns:String} AND server_workload = {dname:String}`;
 
 type Row = AggRow & { src: string; dst: string; t: number };
+type By = keyof typeof GROUPS;
+
+/** The FROM item and aggregates for `by` over `range`, without the pair's rollup (`covered` false) or from it. */
+function part(ctx: ApiContext, by: By, range: Range, stepS: number, covered: boolean): { from: string; aggregates: string; params: Params } {
+  if (covered) {
+    // Connect failures are in the pair rollup with path '' and no server pod; by pod they stay out, as in the raw rows.
+    const s = source(ctx, 'edge', range, by === 'pod' ? `${PAIR} AND path != ''` : PAIR, { stepS });
+    return { from: s.from, aggregates: ROLLUP_AGGREGATES, params: s.params };
+  }
+  if (by === 'pod') {
+    // The first minute included whole, like the rollups.
+    const from = `(SELECT slot_start AS start, * FROM tcp_flows WHERE slot_start >= toStartOfMinute(toDateTime({from:UInt32}, 'UTC')) AND slot_start < toDateTime({to:UInt32}, 'UTC') AND ${PAIR})`;
+    return { from, aggregates: RAW_AGGREGATES, params: rangeParams(range) };
+  }
+  const s = source(ctx, by, range, PAIR, { stepS });
+  return { from: s.from, aggregates: ROLLUP_AGGREGATES, params: s.params };
+}
+
+/** The (group, step) cells of `range`, each part of it read from its own source. */
+async function cellRows(ctx: ApiContext, by: By, range: Range, stepS: number, pairParams: Params): Promise<Row[]> {
+  // The per-second tier answers short recent windows of zone and node pairs to the slot; the pair rollup has minutes only.
+  const split = by !== 'pod' && isFine(range, ctx.tiers) ? { before: range, after: null } : splitAt(range, await ctx.coverage('flows_by_edge'));
+  const parts = [
+    ...(split.before ? [part(ctx, by, split.before, stepS, false)] : []),
+    ...(split.after ? [part(ctx, by, split.after, stepS, true)] : []),
+  ];
+  const results = await Promise.all(
+    parts.map((p) =>
+      select<Row>(
+        ctx.ch,
+        `SELECT ${GROUPS[by].src} AS src, ${GROUPS[by].dst} AS dst, toUnixTimestamp(toStartOfInterval(start, toIntervalSecond({step:UInt32}))) AS t, ${p.aggregates}
+         FROM ${p.from} GROUP BY src, dst, t`,
+        { ...p.params, ...pairParams, step: stepS },
+      ),
+    ),
+  );
+  return results.flat();
+}
 
 const edgesResponse = z.object({
   src: z.string(),
@@ -42,7 +92,16 @@ export const edgesRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
             src: serviceRef.describe('client service, namespace/name'),
             dst: serviceRef.describe('server service, namespace/name'),
             by: z.enum(['zone', 'node', 'pod']),
-            step_ms: z.coerce.number().int().min(60_000).max(86_400_000).multipleOf(60_000).default(60_000).describe('time series step, whole minutes'),
+            step_ms: z.coerce
+              .number()
+              .int()
+              .min(60_000)
+              .max(86_400_000)
+              .multipleOf(60_000)
+              .optional()
+              .describe(
+                `time series step, whole minutes, honoured exactly (at most ${MAX_POINTS} points). Default: the finest of 1, 2, 5, 10, 15, 30 min, 1, 2, 3, 6, 12, 24 h giving at most ${DEFAULT_POINTS} points (15 min for a day). Steps of whole hours read the hourly tier for whole hours.`,
+              ),
           }),
           response: { 200: edgesResponse, ...ERROR_RESPONSES },
         },
@@ -50,42 +109,38 @@ export const edgesRoutes = (ctx: ApiContext): FastifyPluginAsyncZod =>
       async (req, reply) => {
         const range = rangeOr400(req.query, reply);
         if (!range) return reply;
-        const { step_ms: stepMs } = req.query;
+        const stepMs = req.query.step_ms ?? defaultStepMs(range);
         if ((range.toMs - range.fromMs) / stepMs > MAX_POINTS) {
           return badRequest(reply, `step_ms ${stepMs} gives more than ${MAX_POINTS} points for this range`);
         }
         const { by } = req.query;
         const src = splitRef(req.query.src);
         const dst = splitRef(req.query.dst);
-        // Pods are in no rollup: pod pairs come from the raw flows, whose slots are all there is.
-        const s =
-          by === 'pod'
-            ? { from: `(SELECT slot_start AS start, * FROM tcp_flows WHERE slot_start >= toStartOfMinute(toDateTime({from:UInt32}, 'UTC')) AND slot_start < toDateTime({to:UInt32}, 'UTC') AND ${PAIR})`, params: rangeParams(range) }
-            : source(ctx, by, range, PAIR, { stepS: stepMs / 1000 });
-        const rows = await select<Row>(
-          ctx.ch,
-          `SELECT ${GROUPS[by].src} AS src, ${GROUPS[by].dst} AS dst, toUnixTimestamp(toStartOfInterval(start, toIntervalSecond({step:UInt32}))) AS t, ${by === 'pod' ? RAW_AGGREGATES : ROLLUP_AGGREGATES}
-           FROM ${s.from} GROUP BY src, dst, t ORDER BY src, dst, t`,
-          { ...s.params, step: stepMs / 1000, sns: src.namespace, sname: src.name, dns: dst.namespace, dname: dst.name },
-        );
-        const groups = new Map<string, { src: string; dst: string; cells: { t: number; agg: Agg }[] }>();
+        const rows = await cellRows(ctx, by, range, stepMs / 1000, { sns: src.namespace, sname: src.name, dns: dst.namespace, dname: dst.name });
+        // A step can straddle the coverage boundary: its cell then comes from both parts and is added here.
+        const groups = new Map<string, { src: string; dst: string; cells: Map<number, Agg[]> }>();
         for (const r of rows) {
           const key = JSON.stringify([r.src, r.dst]);
-          const g = groups.get(key) ?? { src: r.src, dst: r.dst, cells: [] };
+          const g = groups.get(key) ?? { src: r.src, dst: r.dst, cells: new Map() };
           groups.set(key, g);
-          g.cells.push({ t: Number(r.t), agg: aggOf(r) });
+          const t = Number(r.t);
+          g.cells.set(t, [...(g.cells.get(t) ?? []), aggOf(r)]);
         }
+        const byKey = <T extends { src: string; dst: string }>(a: T, b: T) => (a.src === b.src ? (a.dst < b.dst ? -1 : 1) : a.src < b.src ? -1 : 1);
         return {
           src: req.query.src,
           dst: req.query.dst,
           by: req.query.by,
           step_ms: stepMs,
-          edges: [...groups.values()].map((g) => ({
-            src: g.src,
-            dst: g.dst,
-            ...healthOf(addAggs(g.cells.map((c) => c.agg))),
-            series: g.cells.map((c) => ({ t: new Date(c.t * 1000).toISOString(), ...healthOf(c.agg) })),
-          })),
+          edges: [...groups.values()].sort(byKey).map((g) => {
+            const cells = [...g.cells].sort(([a], [b]) => a - b).map(([t, aggs]) => ({ t, agg: addAggs(aggs) }));
+            return {
+              src: g.src,
+              dst: g.dst,
+              ...healthOf(addAggs(cells.map((c) => c.agg))),
+              series: cells.map((c) => ({ t: new Date(c.t * 1000).toISOString(), ...healthOf(c.agg) })),
+            };
+          }),
         };
       },
     );

@@ -45,7 +45,9 @@ export function aggOf(row: AggRow): Agg {
   return out;
 }
 
+/** The sum of `aggs`, which are not modified; one agg is returned as is (a long series would otherwise copy every cell's histograms through a dense array). */
 export function addAggs(aggs: Agg[]): Agg {
+  if (aggs.length === 1) return aggs[0]!;
   const out = { client_rtt: mergeHistograms(...aggs.map((a) => a.client_rtt)), server_rtt: mergeHistograms(...aggs.map((a) => a.server_rtt)) } as Agg;
   for (const k of COUNTERS) out[k] = aggs.reduce((s, a) => s + a[k], 0);
   return out;

@@ -12,6 +12,7 @@ import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCom
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from 'pino';
 import { Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { coverageOf } from './coverage.js';
 import { dnsRoutes } from './dns.js';
 import { edgesRoutes } from './edges.js';
 import { matrixRoutes } from './matrix.js';
@@ -25,6 +26,8 @@ export interface ApiOptions {
   tokens: string[];
   /** Rollup tiers to read besides the minute tier (tiers.ts); default all. */
   tiers?: readonly Tier[];
+  /** false: answer as before migration 0007 (edges and DNS by name from raw rows and the older rollups), the bench's baseline. */
+  coveredRollups?: boolean;
   logger?: Logger;
 }
 
@@ -83,7 +86,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  const ctx = { ch: opts.ch, tiers: opts.tiers ?? ALL_TIERS };
+  const ctx = { ch: opts.ch, tiers: opts.tiers ?? ALL_TIERS, coverage: opts.coveredRollups === false ? async () => Infinity : coverageOf(opts.ch) };
   for (const routes of [servicesRoutes, edgesRoutes, matrixRoutes, triageRoutes, dnsRoutes, rankingsRoutes]) await app.register(routes(ctx));
   return app;
 }

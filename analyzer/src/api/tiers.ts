@@ -13,7 +13,7 @@ import type { Params } from './db.js';
 
 export type Tier = '1s' | '1m' | '1h';
 export const ALL_TIERS: readonly Tier[] = ['1s', '1m', '1h'];
-export type Family = 'service' | 'zone' | 'node' | 'dns';
+export type Family = 'service' | 'zone' | 'node' | 'dns' | 'edge' | 'dns_name';
 
 /** Windows shorter than this read the per-second tier: there a minute of dilution would hide an incident. */
 export const FINE_MAX_MS = 10 * 60_000;
@@ -23,12 +23,18 @@ export const FINE_KEPT_MS = 2 * 3_600_000;
 const HOUR_S = 3600;
 const MINUTE_S = 60;
 
-/** The per-second tier exists for node pairs only: it has every dimension the other families group by. */
-const TABLES: Record<Family, Record<Tier, string>> = {
+/**
+ * The per-second tier exists for node pairs only: it has every dimension the other families group by.
+ * Service pair by pod pair (edge) and DNS by name (0007) have no per-second tier, and hold time
+ * from their migration on only (coverage.ts).
+ */
+const TABLES: Record<Family, { '1s'?: string; '1m': string; '1h': string }> = {
   service: { '1s': 'flows_by_node_1s', '1m': 'flows_by_service_1m', '1h': 'flows_by_service_1h' },
   zone: { '1s': 'flows_by_node_1s', '1m': 'flows_by_zone_1m', '1h': 'flows_by_zone_1h' },
   node: { '1s': 'flows_by_node_1s', '1m': 'flows_by_node_1m', '1h': 'flows_by_node_1h' },
   dns: { '1s': 'dns_by_server_1s', '1m': 'dns_by_server_1m', '1h': 'dns_by_server_1h' },
+  edge: { '1m': 'flows_by_edge_1m', '1h': 'flows_by_edge_1h' },
+  dns_name: { '1m': 'dns_by_name_1m', '1h': 'dns_by_name_1h' },
 };
 const TIME_COLUMN: Record<Tier, string> = { '1s': 'second', '1m': 'minute', '1h': 'hour' };
 
@@ -56,17 +62,20 @@ function part(table: string, tier: Tier, cond: string, where: string): string {
   return `SELECT ${t} AS start, * EXCEPT (${t}) FROM ${table} WHERE (${cond})${where ? ` AND (${where})` : ''}`;
 }
 
+/** Whether the per-second tier answers `range` (rule 1 in README.md), for families that have one. */
+export function isFine(range: Range, tiers: readonly Tier[], nowMs = Date.now()): boolean {
+  return tiers.includes('1s') && range.toMs - range.fromMs < FINE_MAX_MS && range.fromMs >= nowMs - FINE_KEPT_MS;
+}
+
 /**
  * Rows of `family` in `range`, filtered by `where` inside every part (so each table's primary
  * key and minmax index see it). `p` prefixes the parameter names, so two sources can share a query.
  */
 export function rollupSource(family: Family, range: Range, where: string, opts: SourceOptions, p = 'r'): Source {
   const tables = TABLES[family];
-  const now = opts.nowMs ?? Date.now();
   const from = chSeconds(range.fromMs);
   const to = Math.ceil(range.toMs / 1000);
-  const fine = opts.tiers.includes('1s') && range.toMs - range.fromMs < FINE_MAX_MS && range.fromMs >= now - FINE_KEPT_MS;
-  if (fine) {
+  if (tables['1s'] && isFine(range, opts.tiers, opts.nowMs)) {
     return {
       sql: `(${part(tables['1s'], '1s', `second >= ${at(`${p}_from`)} AND second < ${at(`${p}_to`)}`, where)})`,
       params: { [`${p}_from`]: from, [`${p}_to`]: to },

@@ -39,7 +39,10 @@ export class KubernetesSource implements MetadataSource {
     log: Logger,
   ) {
     const defs = resources(opts.kubeConfig);
-    const handler = { upsert: this.upsert.bind(this), remove: this.remove.bind(this) };
+    const handler = {
+      upsert: (r: ResourceName, o: KubernetesObject, listed: boolean) => this.change(r, o, false, listed),
+      remove: (r: ResourceName, o: KubernetesObject) => this.change(r, o, true, false),
+    };
     const make = (name: ResourceName): Reflector =>
       new Reflector(opts.kubeConfig, defs[name], handler, opts, metrics, log.child({ resource: name }));
     this.reflectors = Object.fromEntries(RESOURCE_NAMES.map((n) => [n, make(n)])) as Record<ResourceName, Reflector>;
@@ -82,35 +85,21 @@ export class KubernetesSource implements MetadataSource {
     return { observedMs: now, deletedMs: deleted ? now : null };
   }
 
-  private upsert(resource: ResourceName, obj: KubernetesObject, listed: boolean): void {
+  /** One path for adds and deletes: a deletion is the object's last version, stamped deleted. */
+  private change(resource: ResourceName, obj: KubernetesObject, deleted: boolean, listed: boolean): void {
+    const type = deleted ? 'delete' : 'upsert';
     switch (resource) {
       case 'nodes':
-        return this.node(obj as V1Node, false, listed);
+        return this.node(obj as V1Node, deleted, listed);
       case 'pods':
-        return this.pod(obj as V1Pod, false, listed);
+        return this.pod(obj as V1Pod, deleted, listed);
       case 'replicasets':
       case 'jobs':
         return this.relabelPodsOf(obj);
       case 'services':
-        return this.emit({ type: 'upsert', record: projectService(obj as V1Service, this.stamp(false)) });
+        return this.emit({ type, record: projectService(obj as V1Service, this.stamp(deleted)) });
       case 'endpointslices':
-        return this.emit({ type: 'upsert', record: projectEndpointSlice(obj as V1EndpointSlice, this.stamp(false)) });
-    }
-  }
-
-  private remove(resource: ResourceName, obj: KubernetesObject): void {
-    switch (resource) {
-      case 'nodes':
-        return this.node(obj as V1Node, true, false);
-      case 'pods':
-        return this.pod(obj as V1Pod, true, false);
-      case 'replicasets':
-      case 'jobs':
-        return this.relabelPodsOf(obj);
-      case 'services':
-        return this.emit({ type: 'delete', record: projectService(obj as V1Service, this.stamp(true)) });
-      case 'endpointslices':
-        return this.emit({ type: 'delete', record: projectEndpointSlice(obj as V1EndpointSlice, this.stamp(true)) });
+        return this.emit({ type, record: projectEndpointSlice(obj as V1EndpointSlice, this.stamp(deleted)) });
     }
   }
 

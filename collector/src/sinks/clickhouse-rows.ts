@@ -28,8 +28,8 @@ export interface ObjectRow {
   body: string;
 }
 
-export interface BindingRow {
-  ip: string;
+/** Who an ip_bindings row names: written with the binding, read back by IP lookups (ip-query.ts). */
+export interface BindingOwner {
   kind: string;
   uid: string;
   namespace: string;
@@ -37,6 +37,10 @@ export interface BindingRow {
   node: string;
   zone: string;
   workload_name: string;
+}
+
+export interface BindingRow extends BindingOwner {
+  ip: string;
   valid_from: string;
   valid_to: string | null;
   observed_at: string;

@@ -9,7 +9,7 @@ export const testLogger = pino({ level: process.env.MESHLENS_TEST_LOG ?? 'error'
 export function testCollector(infra: TestInfra, source: CollectorConfig['source'], extra: Partial<CollectorConfig> = {}): Collector {
   return new Collector({
     source,
-    kafka: { brokers: infra.conn.kafkaBrokers, topic: infra.topic },
+    kafka: { brokers: infra.brokers, topic: infra.topic },
     clickhouse: { ...infra.clickhouse, database: infra.database },
     http: { host: '127.0.0.1', port: 0 },
     retry: { initialMs: 50, maxMs: 500 },
@@ -18,6 +18,18 @@ export function testCollector(infra: TestInfra, source: CollectorConfig['source'
     logger: testLogger,
     ...extra,
   });
+}
+
+/**
+ * Where the Kubernetes tests begin: `api` serving what the test created in it, and a
+ * collector watching it, started and settled. The port is only known once `api` listens.
+ */
+export async function startKubeCollector(infra: TestInfra, api: KubeApiServer, extra: Partial<CollectorConfig> = {}): Promise<Collector> {
+  await api.start();
+  const collector = testCollector(infra, { kind: 'kubernetes', kubeConfig: api.kubeConfig() }, extra);
+  await collector.start();
+  await settle(api, collector);
+  return collector;
 }
 
 /**

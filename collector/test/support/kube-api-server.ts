@@ -7,9 +7,9 @@
  * outlives stop()/start(), like etcd outlives an apiserver restart.
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
+import { LoopbackPort } from '@meshlens/e2e/tcp-proxy';
 
 export const PATHS = {
   nodes: { path: '/api/v1/nodes', apiVersion: 'v1', kind: 'Node' },
@@ -57,9 +57,7 @@ export class KubeApiServer extends EventEmitter {
   private readonly store = new Map<ResourceKey, Map<string, Obj>>();
   private readonly history = new Map<ResourceKey, LoggedEvent[]>();
   private readonly watchers = new Set<Watcher>();
-  private readonly sockets = new Set<Socket>();
-  private server: Server | undefined;
-  private port = 0;
+  private readonly listener = new LoopbackPort(() => createServer((req, res) => this.handle(req, res)));
 
   constructor() {
     super();
@@ -70,7 +68,7 @@ export class KubeApiServer extends EventEmitter {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://127.0.0.1:${this.listener.port}`;
   }
 
   get resourceVersion(): string {
@@ -78,27 +76,14 @@ export class KubeApiServer extends EventEmitter {
   }
 
   /** Listens on loopback; after a stop() it comes back on the same port. */
-  async start(): Promise<void> {
-    const server = createServer((req, res) => this.handle(req, res));
-    server.on('connection', (s) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', resolve);
-    });
-    this.port = (server.address() as AddressInfo).port;
-    this.server = server;
+  start(): Promise<void> {
+    return this.listener.start();
   }
 
   /** Goes away abruptly: every open watch and connection is cut, new ones are refused. */
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
+  stop(): Promise<void> {
     this.watchers.clear();
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => server?.close(() => resolve()) ?? resolve());
+    return this.listener.stop();
   }
 
   kubeConfig(): KubeConfig {

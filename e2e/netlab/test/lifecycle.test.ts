@@ -4,7 +4,9 @@ import { mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { createLab, withLab } from '../src/index.js';
-import { leftovers, netnsPids, processAlive, requireRoot } from './helpers.js';
+// The sweep's own liveness check: "gone" means here what the sweep waits for (a zombie is gone).
+import { processAlive } from '../src/stale.js';
+import { leftovers, netnsPids, requireRoot } from './helpers.js';
 
 test('createLab sweeps what a crashed run with the same prefix left behind', async () => {
   requireRoot();

@@ -11,12 +11,13 @@ import { Lines, type Host } from '@meshlens/e2e/netlab';
 // Shared with bpf's own tests rather than copied.
 export { cgroupIdOf, recorder, waitFor };
 
-const fixture = fileURLToPath(new URL('./fixtures/tcp.mjs', import.meta.url));
+// bpf's own TCP peer (its fixtures sit next to @meshlens/bpf/testing), not a copy of it.
+const fixture = fileURLToPath(new URL('./fixtures/peer.mjs', import.meta.resolve('@meshlens/bpf/testing')));
 
 /** One JSON line of the fixture; `T` is what that event carries. */
 export type PeerMsg<T = Record<string, unknown>> = { event: string } & T;
 
-/** A fixtures/tcp.mjs process in a lab host; the lab kills it by PID on destroy. */
+/** A bpf/test/fixtures/peer.mjs process in a lab host; the lab kills it by PID on destroy. */
 export class Peer {
   private readonly lines: Lines;
 

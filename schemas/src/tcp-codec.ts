@@ -1,0 +1,256 @@
+/**
+ * The payload of a version-2 tcp frame: a hand-laid binary form of TcpRecord instead of
+ * msgpack. The analyzer decodes every tcp record it stores, and msgpack made that, and the
+ * garbage it leaves, its largest cost after the insert (bench/RESULTS.md, issue 6): every
+ * record carried its own copy of each string and its own owner object. Here each distinct
+ * string and each owner appear once per frame, so decoded records share them.
+ *
+ *   varint n, n x (varint byte length, UTF-8 bytes)            strings
+ *   varint n, n x owner                                        owners
+ *     node, comm: string index; netns, cgroup_id, pid: varint;
+ *     container_id, pod_uid: string index + 1, 0 for null
+ *   count x record
+ *     u8 flags: 1 server, 2 opened, 4 closed, 8 remote_orig present
+ *     varint slot_start_ms, slot_ms, owner index, sock_cookie
+ *     local, remote [, remote_orig]: string index of the ip, varint port
+ *     varint bytes_sent, bytes_received, segs_sent, segs_received, retrans_segs,
+ *       rto_count, resets_sent, resets_received, srtt_us, min_rtt_us
+ *     varint n, n x varint bucket step (first from -1), n x varint count
+ *
+ * Varints are unsigned LEB128 up to 2^53. The encoder takes only records it can write
+ * exactly (non-negative safe integers, booleans, the two roles) and says so by returning
+ * null otherwise: the caller then sends msgpack, so a malformed record still reaches the
+ * analyzer's validation and its dead-letter reason. The decoder trusts nothing: any
+ * out-of-range length, index or varint is a TcpCodecError, and the records it builds are
+ * still validated by the analyzer like any other.
+ */
+import type { Endpoint, Owner, TcpRecord } from './records.js';
+
+export class TcpCodecError extends Error {
+  override name = 'TcpCodecError';
+}
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+class Writer {
+  buf = Buffer.allocUnsafe(64 * 1024);
+  pos = 0;
+
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  varint(v: number): void {
+    this.ensure(8);
+    const b = this.buf;
+    while (v >= 0x80) {
+      b[this.pos++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    b[this.pos++] = v;
+  }
+}
+
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** The payload for `records`, or null when one of them cannot be written exactly. */
+export function encodeTcpPayload(records: readonly TcpRecord[]): Buffer | null {
+  const strings = new Map<string, number>();
+  const owners = new Map<Owner, number>();
+  const str = (s: unknown): number => {
+    if (typeof s !== 'string') return -1;
+    let i = strings.get(s);
+    if (i === undefined) strings.set(s, (i = strings.size));
+    return i;
+  };
+  const body = new Writer();
+  const endpoint = (e: Endpoint | null | undefined): boolean => {
+    if (typeof e !== 'object' || e === null) return false;
+    const ip = str(e.ip);
+    if (ip < 0 || !isUint(e.port)) return false;
+    body.varint(ip);
+    body.varint(e.port);
+    return true;
+  };
+  for (const r of records) {
+    if (typeof r !== 'object' || r === null || (r.role !== 'client' && r.role !== 'server')) return null;
+    if (typeof r.opened !== 'boolean' || typeof r.closed !== 'boolean' || typeof r.owner !== 'object' || r.owner === null) return null;
+    body.ensure(1);
+    body.buf[body.pos++] = (r.role === 'server' ? 1 : 0) | (r.opened ? 2 : 0) | (r.closed ? 4 : 0) | (r.remote_orig !== null ? 8 : 0);
+    let owner = owners.get(r.owner);
+    if (owner === undefined) owners.set(r.owner, (owner = owners.size));
+    for (const v of [r.slot_start_ms, r.slot_ms, owner, r.sock_cookie]) {
+      if (!isUint(v)) return null;
+      body.varint(v);
+    }
+    if (!endpoint(r.local) || !endpoint(r.remote) || (r.remote_orig !== null && !endpoint(r.remote_orig))) return null;
+    for (const v of [r.bytes_sent, r.bytes_received, r.segs_sent, r.segs_received, r.retrans_segs, r.rto_count, r.resets_sent, r.resets_received, r.srtt_us, r.min_rtt_us]) {
+      if (!isUint(v)) return null;
+      body.varint(v);
+    }
+    const h = r.rtt_hist;
+    if (typeof h !== 'object' || h === null || !Array.isArray(h.idx) || !Array.isArray(h.cnt) || h.idx.length !== h.cnt.length) return null;
+    body.varint(h.idx.length);
+    let prev = -1;
+    for (const i of h.idx) {
+      if (!isUint(i) || i <= prev) return null;
+      body.varint(i - prev);
+      prev = i;
+    }
+    for (const c of h.cnt) {
+      if (!isUint(c)) return null;
+      body.varint(c);
+    }
+  }
+  const head = new Writer();
+  for (const o of owners.keys()) {
+    const node = str(o.node);
+    const comm = str(o.comm);
+    if (node < 0 || comm < 0 || !isUint(o.netns) || !isUint(o.cgroup_id) || !isUint(o.pid)) return null;
+    if ((o.container_id !== null && typeof o.container_id !== 'string') || (o.pod_uid !== null && typeof o.pod_uid !== 'string')) return null;
+    // Owners are written after the records so their strings are known; the string table leads.
+    head.varint(node);
+    head.varint(o.netns);
+    head.varint(o.cgroup_id);
+    head.varint(o.pid);
+    head.varint(comm);
+    head.varint(o.container_id === null ? 0 : str(o.container_id) + 1);
+    head.varint(o.pod_uid === null ? 0 : str(o.pod_uid) + 1);
+  }
+  const out = new Writer();
+  out.varint(strings.size);
+  for (const s of strings.keys()) {
+    const n = Buffer.byteLength(s);
+    out.varint(n);
+    out.ensure(n);
+    out.pos += out.buf.write(s, out.pos, n, 'utf8');
+  }
+  out.varint(owners.size);
+  return Buffer.concat([out.buf.subarray(0, out.pos), head.buf.subarray(0, head.pos), body.buf.subarray(0, body.pos)]);
+}
+
+class Reader {
+  p = 0;
+  readonly end: number;
+  strings: string[] = [];
+
+  constructor(readonly b: Uint8Array) {
+    this.end = b.length;
+  }
+
+  varint(): number {
+    const b = this.b;
+    if (this.p < this.end && b[this.p]! < 0x80) return b[this.p++]!;
+    let v = 0;
+    let scale = 1;
+    for (;;) {
+      if (this.p >= this.end) throw new TcpCodecError('truncated varint');
+      const x = b[this.p++]!;
+      v += (x & 0x7f) * scale;
+      if (x < 0x80) break;
+      scale *= 0x80;
+      if (scale > 2 ** 49) throw new TcpCodecError('varint longer than 53 bits');
+    }
+    if (v > MAX_SAFE) throw new TcpCodecError('varint larger than 2^53');
+    return v;
+  }
+
+  str(): string {
+    const i = this.varint();
+    if (i >= this.strings.length) throw new TcpCodecError(`string index ${i} of ${this.strings.length}`);
+    return this.strings[i]!;
+  }
+
+  optStr(): string | null {
+    const i = this.varint();
+    if (i > this.strings.length) throw new TcpCodecError(`string index ${i - 1} of ${this.strings.length}`);
+    return i === 0 ? null : this.strings[i - 1]!;
+  }
+
+  endpoint(): Endpoint {
+    const ip = this.str();
+    return { ip, port: this.varint() };
+  }
+}
+
+/**
+ * Decodes up to `count` records: fewer when the payload ends cleanly before (the caller
+ * reports the count mismatch); throws TcpCodecError on anything malformed.
+ */
+export function decodeTcpPayload(b: Uint8Array, count: number): TcpRecord[] {
+  const r = new Reader(b);
+  const end = b.length;
+  const nStrings = r.varint();
+  if (nStrings > end) throw new TcpCodecError(`${nStrings} strings in ${end} bytes`);
+  const view = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  for (let i = 0; i < nStrings; i++) {
+    const n = r.varint();
+    if (n > end - r.p) throw new TcpCodecError('string runs past the payload');
+    r.strings.push(view.toString('utf8', r.p, r.p + n));
+    r.p += n;
+  }
+  const nOwners = r.varint();
+  if (nOwners > end) throw new TcpCodecError(`${nOwners} owners in ${end} bytes`);
+  const owners: Owner[] = [];
+  for (let i = 0; i < nOwners; i++) {
+    owners.push({ node: r.str(), netns: r.varint(), cgroup_id: r.varint(), pid: r.varint(), comm: r.str(), container_id: r.optStr(), pod_uid: r.optStr() });
+  }
+  const records: TcpRecord[] = [];
+  for (let k = 0; k < count && r.p < end; k++) {
+    const flags = b[r.p++]!;
+    if (flags > 15) throw new TcpCodecError(`record flags 0x${flags.toString(16)}`);
+    const slotStart = r.varint();
+    const slotMs = r.varint();
+    const o = r.varint();
+    if (o >= nOwners) throw new TcpCodecError(`owner index ${o} of ${nOwners}`);
+    const cookie = r.varint();
+    const local = r.endpoint();
+    const remote = r.endpoint();
+    const remoteOrig = flags & 8 ? r.endpoint() : null;
+    const bytesSent = r.varint();
+    const bytesReceived = r.varint();
+    const segsSent = r.varint();
+    const segsReceived = r.varint();
+    const retrans = r.varint();
+    const rto = r.varint();
+    const resetsSent = r.varint();
+    const resetsReceived = r.varint();
+    const srtt = r.varint();
+    const minRtt = r.varint();
+    const n = r.varint();
+    if (n > end - r.p) throw new TcpCodecError(`histogram of ${n} buckets runs past the payload`);
+    const idx: number[] = [];
+    const cnt: number[] = [];
+    let prev = -1;
+    for (let i = 0; i < n; i++) idx.push((prev += r.varint()));
+    for (let i = 0; i < n; i++) cnt.push(r.varint());
+    records.push({
+      slot_start_ms: slotStart,
+      slot_ms: slotMs,
+      owner: owners[o]!,
+      sock_cookie: cookie,
+      role: flags & 1 ? 'server' : 'client',
+      local,
+      remote,
+      remote_orig: remoteOrig,
+      bytes_sent: bytesSent,
+      bytes_received: bytesReceived,
+      segs_sent: segsSent,
+      segs_received: segsReceived,
+      retrans_segs: retrans,
+      rto_count: rto,
+      resets_sent: resetsSent,
+      resets_received: resetsReceived,
+      srtt_us: srtt,
+      min_rtt_us: minRtt,
+      rtt_hist: { idx, cnt },
+      opened: (flags & 2) !== 0,
+      closed: (flags & 4) !== 0,
+    });
+  }
+  if (r.p !== end) throw new TcpCodecError(`${end - r.p} bytes after record ${count}`);
+  return records;
+}
