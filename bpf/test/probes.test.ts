@@ -11,6 +11,15 @@ import { cgroupIdOf, closedPort, listen, netnsInode, recorder, socketsOnPort, wa
 
 const isTcp = (e: ProbeEvent): e is TcpEvent => e.type === 'tcp';
 
+/** A loopback server that only counts the bytes it receives. */
+async function countingServer() {
+  const server = net.createServer();
+  let count = 0;
+  server.on('connection', (s) => s.on('data', (d) => (count += d.length)));
+  const port = await listen(server, '127.0.0.1');
+  return { server, port, received: () => count };
+}
+
 /** Client sends `up` bytes and half-closes; the server counts them and answers `down` bytes. */
 async function transfer(serverHost: string, clientHost: string, up: number, down: number, serverOpts: net.ServerOpts = {}) {
   let serverReceived = 0;
@@ -92,14 +101,11 @@ describe('probes on loopback', () => {
   });
 
   test('an open receive-only socket has exact counters at a read, and only because of the refresh', async () => {
-    const server = net.createServer();
-    let serverReceived = 0;
-    server.on('connection', (s) => s.on('data', (d) => (serverReceived += d.length)));
-    const port = await listen(server, '127.0.0.1');
+    const { server, port, received } = await countingServer();
     const c = net.connect(port, '127.0.0.1');
     await once(c, 'connect');
     c.write(Buffer.alloc(250_000, 1));
-    await waitFor('all bytes at the server', () => (serverReceived === 250_000 ? true : undefined));
+    await waitFor('all bytes at the server', () => (received() === 250_000 ? true : undefined));
     const at = (read: SocketStats[]) => {
       const mine = read.filter((s) => s.local.port === port && s.remote.port === c.localPort || s.local.port === c.localPort && s.remote.port === port);
       return { server: mine.find((s) => s.role === 'server'), client: mine.find((s) => s.role === 'client') };
@@ -307,14 +313,11 @@ describe('probes on loopback', () => {
 
 describe('sockets opened before the probes attached', () => {
   test('are adopted and measured from then on', async () => {
-    const server = net.createServer();
-    let serverReceived = 0;
-    server.on('connection', (s) => s.on('data', (d) => (serverReceived += d.length)));
-    const port = await listen(server, '127.0.0.1');
+    const { server, port, received } = await countingServer();
     const c = net.connect(port, '127.0.0.1');
     await once(c, 'connect');
     c.write(Buffer.alloc(5000));
-    await waitFor('first bytes', () => (serverReceived === 5000 ? true : undefined));
+    await waitFor('first bytes', () => (received() === 5000 ? true : undefined));
 
     const probes = openProbes();
     try {
@@ -326,7 +329,7 @@ describe('sockets opened before the probes attached', () => {
       assert.equal(srv?.role, 'server', 'role inferred from the adopted listener');
 
       c.write(Buffer.alloc(200_000));
-      await waitFor('more bytes', () => (serverReceived === 205_000 ? true : undefined));
+      await waitFor('more bytes', () => (received() === 205_000 ? true : undefined));
       const later = await waitFor('RTT samples after adoption', () => {
         const s = socketsOnPort(probes, port).find((x) => x.cookie === before.cookie);
         return s && s.rttSamples > 0 && s.bytesSent === 205_000 ? s : undefined;
@@ -340,16 +343,13 @@ describe('sockets opened before the probes attached', () => {
   });
 
   test('a connection accepted after attach on a listener from before names its reader', async () => {
-    const server = net.createServer();
-    let serverReceived = 0;
-    server.on('connection', (s) => s.on('data', (d) => (serverReceived += d.length)));
-    const port = await listen(server, '127.0.0.1');
+    const { server, port, received } = await countingServer();
     const probes = openProbes();
     try {
       const c = net.connect(port, '127.0.0.1');
       await once(c, 'connect');
       c.write(Buffer.alloc(3000));
-      await waitFor('bytes at the server', () => (serverReceived === 3000 ? true : undefined));
+      await waitFor('bytes at the server', () => (received() === 3000 ? true : undefined));
       const srv = await waitFor('accepted socket read once', () =>
         socketsOnPort(probes, port).find((s) => s.local.port === port && s.remote.port === c.localPort && !s.ownerProvisional),
       );

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { clickhouseAnswers, startClickHouse } from './clickhouse.js';
 import type { LocalInfraConfig } from './config.js';
 import { kafkaAnswers, startKafka } from './kafka.js';
-import { assertPortFree, isOurProcess, stopProcess } from './processes.js';
+import { assertPortFree, isOurProcess, stopProcess, waitPortFree } from './processes.js';
 
 export interface InfraState {
   kafka: { pid: number; brokers: string[] } | null;
@@ -102,10 +102,13 @@ export async function infraDown(cfg: LocalInfraConfig): Promise<string[]> {
   const stopped: string[] = [];
   if (state.kafka && isOurProcess(state.kafka.pid, kafkaMarker(cfg))) {
     await stopProcess(state.kafka.pid);
+    await waitPortFree(cfg.kafkaPort, 'Kafka');
+    await waitPortFree(cfg.kafkaControllerPort, 'Kafka controller');
     stopped.push(`kafka (pid ${state.kafka.pid})`);
   }
   if (state.clickhouse && isOurProcess(state.clickhouse.pid, clickhouseMarker(cfg))) {
     await stopProcess(state.clickhouse.pid);
+    await waitPortFree(cfg.clickhousePort, 'ClickHouse HTTP');
     stopped.push(`clickhouse (pid ${state.clickhouse.pid})`);
   }
   writeInfraState(cfg, { kafka: null, clickhouse: null });

@@ -25,6 +25,24 @@ export async function assertPortFree(port: number, what: string, envVar: string)
   });
 }
 
+/**
+ * Waits until 127.0.0.1:`port` can be bound again, so that "stopped" means the next `up` finds
+ * its ports free: a process can be reported gone (its main thread a zombie) a moment before
+ * the last of its sockets is closed.
+ */
+export async function waitPortFree(port: number, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await assertPortFree(port, what, '');
+      return;
+    } catch {
+      if (Date.now() >= deadline) throw new InfraError(`port ${port} on 127.0.0.1 (${what}) still in use ${timeoutMs} ms after its process stopped`);
+      await delay(100);
+    }
+  }
+}
+
 /** Starts a daemon in its own process group with output to a log file; returns its PID. */
 export function spawnDaemon(cmd: string, args: string[], logFile: string, cwd: string): number {
   const fd = openSync(logFile, 'a');
