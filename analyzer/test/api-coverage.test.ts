@@ -133,8 +133,10 @@ describe('migration 0007 on a database that already holds data', () => {
   }
 
   it('adds a step that straddles the start from both sides', async () => {
-    // 7-minute steps are aligned to the epoch, not to the start: at least one step holds minutes of both parts.
-    const STEP = 7 * MINUTE;
+    // Steps are aligned to the epoch, not to the start: a step length the start minute is not a
+    // multiple of puts minutes of both parts into one step (7 minutes unless the clock makes
+    // the start a multiple of it; the start is a multiple of all four once in 17,017 minutes).
+    const STEP = [7, 11, 13, 17].map((m) => m * MINUTE).find((step) => viewFrom % step !== 0) ?? 7 * MINUTE;
     const url = `/api/v1/edges?${ALL}&src=${NAMESPACE}/frontend&dst=${NAMESPACE}/catalog&by=pod&step_ms=${STEP}`;
     const edges = (await get(covered, url)).edges as Edge[];
     assert.ok(Math.floor(viewFrom / STEP) * STEP < viewFrom, 'a step straddles the start');
