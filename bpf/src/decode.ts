@@ -121,7 +121,7 @@ function roleOf(v: number): SocketRole {
 }
 
 function ownerDecoder(s: Struct) {
-  const cgroup = u64Reader(s, 'cgroup_id');
+  const cgroup = s.scalar('cgroup_id', 'u64');
   const netns = s.scalar('netns', 'u32');
   const pid = s.scalar('pid', 'u32');
   const tid = s.scalar('tid', 'u32');
@@ -138,17 +138,6 @@ function ownerDecoder(s: Struct) {
       comm: b.toString('utf8', start, end),
     };
   };
-}
-
-/**
- * A u64 member read as two u32 halves: the same number as Number(readBigUInt64LE) for the
- * values these fields hold (below 2^53, see layout.ts) without a BigInt per field per
- * socket per sweep. The member is checked like any other scalar.
- */
-function u64Reader(s: Struct, name: string): (b: Buffer, base: number) => number {
-  s.scalar(name, 'u64');
-  const off = s.member(name).offset;
-  return (b, base) => b.readUInt32LE(base + off) + b.readUInt32LE(base + off + 4) * 0x1_0000_0000;
 }
 
 /**
@@ -219,7 +208,7 @@ export class Decoders {
     this.sock = readStruct(native, 'ml_sock');
     const s = this.sock;
     const o = { owner: s.nested('owner', 'ml_owner'), ep: s.nested('ep', 'ml_endpoints') };
-    const u64 = (n: string) => u64Reader(s, n);
+    const u64 = (n: string) => s.scalar(n, 'u64');
     const u32 = (n: string) => s.scalar(n, 'u32');
     const f = {
       opened: u64('opened_ns'),
@@ -324,8 +313,8 @@ export class Decoders {
     const tf = {
       kind: t.scalar('kind', 'u32'),
       err: t.scalar('err', 'u32'),
-      ts: u64Reader(t, 'ts_ns'),
-      cookie: u64Reader(t, 'cookie'),
+      ts: t.scalar('ts_ns', 'u64'),
+      cookie: t.scalar('cookie', 'u64'),
       synRetrans: t.scalar('syn_retrans', 'u32'),
       role: t.scalar('role', 'u8'),
       state: t.scalar('state', 'u8'),
@@ -353,9 +342,9 @@ export class Decoders {
 
     const d = readStruct(native, 'ml_dns_event');
     const df = {
-      ts: u64Reader(d, 'ts_ns'),
-      cookie: u64Reader(d, 'cookie'),
-      cgroup: u64Reader(d, 'cgroup_id'),
+      ts: d.scalar('ts_ns', 'u64'),
+      cookie: d.scalar('cookie', 'u64'),
+      cgroup: d.scalar('cgroup_id', 'u64'),
       netns: d.scalar('netns', 'u32'),
       pid: d.scalar('pid', 'u32'),
       payloadLen: d.scalar('payload_len', 'u32'),

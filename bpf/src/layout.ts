@@ -41,8 +41,10 @@ export class Struct {
       case 'u32':
         return (b, base) => b.readUInt32LE(base + off);
       case 'u64':
-        // Counters, cookies and cgroup ids stay far below 2^53 (see schemas/records.ts).
-        return (b, base) => Number(b.readBigUInt64LE(base + off));
+        // Counters, cookies and cgroup ids stay far below 2^53 (see schemas/records.ts), so two
+        // u32 halves give the same number as readBigUInt64LE without a BigInt per field per
+        // socket per sweep.
+        return (b, base) => b.readUInt32LE(base + off) + b.readUInt32LE(base + off + 4) * 0x1_0000_0000;
     }
   }
 
