@@ -101,7 +101,7 @@ async function fill(): Promise<void> {
           server_node, server_zone, server_namespace, server_workload, server_service, server_pod, server_comm,
           bytes_c2s, bytes_s2c, segs_c2s, segs_s2c, client_retrans, server_retrans, client_rto, server_rto, resets_by_client, resets_by_server,
           client_srtt_us, server_srtt_us, client_min_rtt_us, server_min_rtt_us,
-          client_rtt_buckets, client_rtt_counts, server_rtt_buckets, server_rtt_counts, opened, closed, attrs)
+          client_rtt_first_bucket, client_rtt_bucket_counts, server_rtt_first_bucket, server_rtt_bucket_counts, opened, closed, attrs)
         SELECT toDateTime64(slot, 3, 'UTC'), ${SLOT_S * 1000}, 'both', false, if(cnode = snode, 'same_node', 'network'),
           ${ip('cs', 'cp')}, toUInt16(32768 + h % 28000), ${ip('ss', 'sp')}, 8080, '',
           concat('node-', toString(cnode)), czone, ${ns('cs')}, ${svc('cs')}, ${svc('cs')}, ${pod('cs', 'cp')}, 'app',
@@ -109,8 +109,8 @@ async function fill(): Promise<void> {
           200 + h % 20000, 1000 + bitShiftRight(h, 8) % 200000, 10 + h % 500, 10 + bitShiftRight(h, 12) % 500,
           if(h % 50 = 0, 3, 0), 0, 0, 0, 0, if(h % 500 = 0, 1, 0),
           v, v, v, v,
-          arrayMap(i -> toUInt16(b0 + i), range(w)), arrayMap(i -> toUInt32(1 + bitShiftRight(h, 44 + i * 3) % 6), range(w)),
-          [], [], true, h % 3 = 0, map()
+          toUInt16(b0), arrayMap(i -> toUInt32(1 + bitShiftRight(h, 44 + i * 3) % 6), range(w)),
+          0, [], true, h % 3 = 0, map()
         FROM (${FLOW_SOURCE(t0, perSlot, from, count)})`,
       clickhouse_settings: FILL_SETTINGS,
     });

@@ -1,9 +1,9 @@
 /**
- * ClickHouse rows from matched groups, events and DNS records. Column names are those of
- * schemas/migrations/0001_raw_tables.sql; every label is resolved as of the record's time.
+ * ClickHouse rows from matched groups, events and DNS records. Column names are those of the
+ * tables as schemas/migrations/ leave them; every label is resolved as of the record's time.
  * Times are epoch milliseconds: the RowBinary encoder writes them as the column's ticks.
  */
-import { bucketOf, type DnsRecord, type Owner, type TcpEvent } from '@meshlens/schemas';
+import { bucketOf, toBucketRun, type BucketRun, type DnsRecord, type Owner, type TcpEvent } from '@meshlens/schemas';
 import { Enricher, type SideLabel } from './enrich.js';
 import type { FlowGroup } from './matcher.js';
 
@@ -31,6 +31,8 @@ export interface BuiltFlow {
   unmatchedReason: 'peer_not_instrumented' | 'peer_missing' | 'memory_cap' | null;
 }
 
+const NO_RUN: BucketRun = { first: 0, counts: [] };
+
 export function flowRow(g: FlowGroup, enrich: Enricher): BuiltFlow {
   const c = g.client;
   const s = g.server;
@@ -45,6 +47,9 @@ export function flowRow(g: FlowGroup, enrich: Enricher): BuiltFlow {
   if (c) ownerAttrs('client', c.owner, attrs);
   if (s) ownerAttrs('server', s.owner, attrs);
   const peer = c ? sl : cl;
+  // tcp_flows stores histograms as runs (migration 0008); the sparse column names are aliases.
+  const cRun = c ? toBucketRun(c.rtt_hist) : NO_RUN;
+  const sRun = s ? toBucketRun(s.rtt_hist) : NO_RUN;
   return {
     unmatchedReason: c && s ? null : g.capFlushed ? 'memory_cap' : peer.kind === 'pod' ? 'peer_missing' : 'peer_not_instrumented',
     row: {
@@ -86,10 +91,10 @@ export function flowRow(g: FlowGroup, enrich: Enricher): BuiltFlow {
       server_srtt_us: s?.srtt_us ?? 0,
       client_min_rtt_us: c?.min_rtt_us ?? 0,
       server_min_rtt_us: s?.min_rtt_us ?? 0,
-      client_rtt_buckets: c?.rtt_hist.idx ?? [],
-      client_rtt_counts: c?.rtt_hist.cnt ?? [],
-      server_rtt_buckets: s?.rtt_hist.idx ?? [],
-      server_rtt_counts: s?.rtt_hist.cnt ?? [],
+      client_rtt_first_bucket: cRun.first,
+      client_rtt_bucket_counts: cRun.counts,
+      server_rtt_first_bucket: sRun.first,
+      server_rtt_bucket_counts: sRun.counts,
       opened: Boolean(c?.opened || s?.opened),
       closed: Boolean(c?.closed || s?.closed),
       attrs,

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fromSamples } from '@meshlens/schemas';
-import type { Agg } from '../src/api/health.js';
+import { failureRate, type Agg } from '../src/api/health.js';
 import { confiningNodes, RULES, worsening, type Cell } from '../src/api/triage-rules.js';
 
 function agg(opened: number, failures: number, rttUs: number[] = []): Agg {
@@ -12,6 +12,12 @@ function agg(opened: number, failures: number, rttUs: number[] = []): Agg {
 const cell = (clientNode: string, serverNode: string, a: Agg): Cell => ({ clientNode, serverNode, agg: a });
 
 describe('triage rules', () => {
+  it('counts a SYN timeout as a troubled attempt, not as an attempt more (it opened)', () => {
+    // 8 opened, 2 of them after SYN retransmits, 2 refused: 4 troubled attempts of 10.
+    assert.equal(failureRate({ ...agg(8, 2), syn_timeouts: 2 }), 4 / 10);
+    assert.equal(failureRate(agg(0, 0)), null);
+  });
+
   it('counts a change only when it is both relatively and absolutely worse', () => {
     const rule = RULES.connectivity;
     assert.equal(worsening(0.04, 0, rule), null, 'below the absolute floor');

@@ -42,7 +42,7 @@ async function seed(ch: ClickHouseClient): Promise<void> {
     ...side('client', client[0], client[1]), ...side('server', server[0], server[1]),
     bytes_c2s: 5000, bytes_s2c: 90000, segs_c2s: 40, segs_s2c: 80, client_retrans: retrans, server_retrans: 1, client_rto: 0, server_rto: 0,
     resets_by_client: 0, resets_by_server: 0, client_srtt_us: 900, server_srtt_us: 950, client_min_rtt_us: 400, server_min_rtt_us: 420,
-    client_rtt_buckets: [40, 41], client_rtt_counts: [3, 2], server_rtt_buckets: [41], server_rtt_counts: [4], opened: true, closed: false, attrs: {},
+    client_rtt_first_bucket: 40, client_rtt_bucket_counts: [3, 2], server_rtt_first_bucket: 41, server_rtt_bucket_counts: [4], opened: true, closed: false, attrs: {},
   });
   const flows = [5, 15, 25, 35].flatMap((m) => [flow(m, ['zone-a', 'web'], ['zone-b', 'cart'], 3), flow(m, ['zone-a', 'cart'], ['zone-a', 'db'], 0)]);
   const event = (minutesAgo: number, kind: string) => ({

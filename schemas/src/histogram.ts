@@ -54,16 +54,36 @@ export function emptyHistogram(): SparseHistogram {
   return { idx: [], cnt: [] };
 }
 
-export function fromDense(dense: ArrayLike<number>): SparseHistogram {
+/** `dense[i]` is the count of bucket `first + i` (0 for a whole histogram, a run's `first` for a run). */
+export function fromDense(dense: ArrayLike<number>, first = 0): SparseHistogram {
   const out = emptyHistogram();
   for (let i = 0; i < dense.length; i++) {
     const c = dense[i]!;
     if (c > 0) {
-      out.idx.push(i);
+      out.idx.push(first + i);
       out.cnt.push(c);
     }
   }
   return out;
+}
+
+/**
+ * Run form, as tcp_flows stores a histogram (migration 0008): the counts of every bucket from
+ * the lowest occupied one to the highest, zeros in between. One connection's samples in one
+ * slot sit in neighbouring buckets, so this needs no index per bucket and compresses smaller.
+ */
+export interface BucketRun {
+  first: number;
+  counts: number[];
+}
+
+export function toBucketRun(h: SparseHistogram): BucketRun {
+  const n = h.idx.length;
+  if (n === 0) return { first: 0, counts: [] };
+  const first = h.idx[0]!;
+  const counts = new Array<number>(h.idx[n - 1]! - first + 1).fill(0);
+  for (let k = 0; k < n; k++) counts[h.idx[k]! - first] = h.cnt[k]!;
+  return { first, counts };
 }
 
 export function fromSamples(samplesUs: Iterable<number>): SparseHistogram {

@@ -5,12 +5,14 @@ import {
   bucketLower,
   bucketOf,
   bucketUpper,
+  fromDense,
   fromSamples,
   histogramCount,
   histogramQuantile,
   mergeHistograms,
   seededRandom,
   subtractHistograms,
+  toBucketRun,
 } from '@meshlens/schemas';
 
 describe('RTT histogram layout', () => {
@@ -68,5 +70,19 @@ describe('histogram deltas', () => {
     assert.deepEqual(subtractHistograms(now, now), { idx: [], cnt: [] });
     // A reset source (counts went down) yields no negative counts.
     assert.deepEqual(subtractHistograms(before, now), { idx: [], cnt: [] });
+  });
+});
+
+describe('RTT histogram run form (how tcp_flows stores it)', () => {
+  it('round-trips any sparse histogram, empty and single-bucket ones included', () => {
+    const rnd = seededRandom(7);
+    const cases = [fromSamples([]), fromSamples([500]), fromSamples([0, 2 ** 26])];
+    for (let n = 0; n < 200; n++) cases.push(fromSamples(Array.from({ length: 1 + Math.floor(rnd() * 50) }, () => 50 * 2 ** (rnd() * 12))));
+    for (const h of cases) {
+      const run = toBucketRun(h);
+      assert.equal(run.counts.length, h.idx.length === 0 ? 0 : h.idx.at(-1)! - h.idx[0]! + 1);
+      if (h.idx.length > 0) assert.ok(run.counts[0]! > 0 && run.counts.at(-1)! > 0, 'a run starts and ends on an occupied bucket');
+      assert.deepEqual(fromDense(run.counts, run.first), h);
+    }
   });
 });

@@ -44,8 +44,9 @@ function part(ctx: ApiContext, by: By, range: Range, stepS: number, covered: boo
     return { from: s.from, aggregates: ROLLUP_AGGREGATES, params: s.params };
   }
   if (by === 'pod') {
-    // The first minute included whole, like the rollups.
-    const from = `(SELECT slot_start AS start, * FROM tcp_flows WHERE slot_start >= toStartOfMinute(toDateTime({from:UInt32}, 'UTC')) AND slot_start < toDateTime({to:UInt32}, 'UTC') AND ${PAIR})`;
+    // The first minute included whole, like the rollups. `*` leaves out alias columns, and the
+    // histogram columns are aliases since migration 0008.
+    const from = `(SELECT slot_start AS start, *, client_rtt_buckets, client_rtt_counts, server_rtt_buckets, server_rtt_counts FROM tcp_flows WHERE slot_start >= toStartOfMinute(toDateTime({from:UInt32}, 'UTC')) AND slot_start < toDateTime({to:UInt32}, 'UTC') AND ${PAIR})`;
     return { from, aggregates: RAW_AGGREGATES, params: rangeParams(range) };
   }
   const s = source(ctx, by, range, PAIR, { stepS });

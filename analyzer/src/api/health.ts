@@ -65,10 +65,12 @@ export function rttQuantileMs(a: Agg, q: number): number | null {
   return ms(histogramQuantile(rttOf(a), q));
 }
 
-/** Connect failures and SYN timeouts over all connection attempts. */
+/**
+ * Connection attempts that failed or needed their SYN resent, over all attempts. A SYN
+ * timeout is a connection that did open (late): it is among `opened`, not an attempt more.
+ */
 export function failureRate(a: Agg): number | null {
-  const failed = a.connect_failures + a.syn_timeouts;
-  return ratio(failed, failed + a.opened);
+  return ratio(a.connect_failures + a.syn_timeouts, a.connect_failures + a.opened);
 }
 
 export function retransmitRate(a: Agg): number | null {
@@ -91,7 +93,7 @@ export const healthSchema = z.object({
   connections_opened: z.number(),
   connect_failures: z.number(),
   syn_timeouts: z.number(),
-  failure_rate: nullableNumber.describe('(connect failures + SYN timeouts) / (those + opened)'),
+  failure_rate: nullableNumber.describe('(connect failures + SYN timeouts) / (connect failures + opened): attempts that failed or needed their SYN resent; a SYN timeout is a connection that opened late'),
 });
 
 export type Health = z.infer<typeof healthSchema>;

@@ -1,20 +1,29 @@
 // Migrations against the real ClickHouse engine: applied once, a second run is a no-op,
-// and rows with DateTime64, LowCardinality, Map and histogram arrays read back exactly.
+// rows with DateTime64, LowCardinality, Map and histogram arrays read back exactly, and 0008
+// converts the histograms of rows stored before it without the rollups noticing.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
-import { clickhouseClient, loadMigrations, migrate } from '@meshlens/schemas/clickhouse';
-import { fromSamples, histogramQuantile, mergeHistograms } from '@meshlens/schemas';
+import { clickhouseClient, loadMigrations, migrate, MIGRATIONS_DIR } from '@meshlens/schemas/clickhouse';
+import { fromSamples, histogramQuantile, mergeHistograms, seededRandom, toBucketRun, type SparseHistogram } from '@meshlens/schemas';
 
 const conn = connectionsFor(localInfraConfig());
 const database = `meshlens_test_${randomUUID().replaceAll('-', '')}`;
 const target = { url: conn.clickhouseUrl, username: conn.clickhouseUser, password: conn.clickhousePassword, database };
+const upgraded = `${database}_upgrade`;
+
+/** tcp_flows' columns for one side's histogram since migration 0008. */
+const runColumns = (side: 'client' | 'server', h: SparseHistogram) => {
+  const run = toBucketRun(h);
+  return { [`${side}_rtt_first_bucket`]: run.first, [`${side}_rtt_bucket_counts`]: run.counts };
+};
 
 describe('ClickHouse migrations', () => {
   after(async () => {
     const ch = clickhouseClient({ ...target, database: 'default' });
     await ch.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+    await ch.command({ query: `DROP DATABASE IF EXISTS ${upgraded}` });
     await ch.close();
   });
 
@@ -38,14 +47,14 @@ describe('ClickHouse migrations', () => {
       server_node: 'n2', server_zone: 'zone-b', server_namespace: 'shop', server_workload: 'db', server_service: 'db', server_pod: 'db-0', server_comm: 'postgres',
       bytes_c2s: 1000, bytes_s2c: 2000, segs_c2s: 10, segs_s2c: 20, client_retrans: 1, server_retrans: 0, client_rto: 0, server_rto: 0,
       resets_by_client: 0, resets_by_server: 0, client_srtt_us: 130, server_srtt_us: 140,
-      server_rtt_buckets: [], server_rtt_counts: [], opened: true, closed: false,
+      server_rtt_first_bucket: 0, server_rtt_bucket_counts: [], opened: true, closed: false,
     };
     await ch.insert({
       table: 'tcp_flows',
       format: 'JSONEachRow',
       values: [
-        { ...base, slot_start: '2026-11-20 10:00:00.123', conn_key: 'k1', client_rtt_buckets: h1.idx, client_rtt_counts: h1.cnt, attrs: { pid: '42', cgroup: '/kubepods/x' } },
-        { ...base, slot_start: '2026-11-20 10:00:10.000', conn_key: 'k2', client_rtt_buckets: h2.idx, client_rtt_counts: h2.cnt, attrs: {} },
+        { ...base, slot_start: '2026-11-20 10:00:00.123', conn_key: 'k1', ...runColumns('client', h1), attrs: { pid: '42', cgroup: '/kubepods/x' } },
+        { ...base, slot_start: '2026-11-20 10:00:10.000', conn_key: 'k2', ...runColumns('client', h2), attrs: {} },
       ],
     });
     const rows = await (
@@ -75,6 +84,63 @@ describe('ClickHouse migrations', () => {
     assert.deepEqual(inSql, inTs);
     assert.equal(histogramQuantile(inSql, 0.5), histogramQuantile(inTs, 0.5));
     await ch.close();
+  });
+
+  it('0008 turns stored histograms into runs: the old columns read the same, the views keep summing', async () => {
+    const { mkdtempSync, copyFileSync, readdirSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const t = { ...target, database: upgraded };
+    const dir = mkdtempSync(join(tmpdir(), 'meshlens-mig-'));
+    try {
+      for (const f of readdirSync(MIGRATIONS_DIR).filter((f) => f < '0008')) copyFileSync(join(MIGRATIONS_DIR, f), join(dir, f));
+      await migrate(t, dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const ch = clickhouseClient(t);
+    const rnd = seededRandom(11);
+    // Spread from one bucket to outliers 100x away, and empty sides (one-sided flows).
+    const hist = (n: number, spread: number) => fromSamples(Array.from({ length: n }, () => 300 * spread ** rnd()));
+    const sides = Array.from({ length: 60 }, (_, i) => ({ client: hist(i % 7 === 0 ? 0 : 1 + (i % 40), 1 + (i % 5) * 25), server: hist(i % 11, 2) }));
+    const flow = (i: number, h: { client: SparseHistogram; server: SparseHistogram }, stored: (side: 'client' | 'server', h: SparseHistogram) => object) => ({
+      slot_start: `2026-11-20 10:0${i % 3}:00.000`, slot_ms: 10000, observed: 'both', late: false, path: 'network',
+      client_ip: '10.1.0.5', client_port: 40000 + i, server_ip: '10.1.0.9', server_port: 443, service_ip: '',
+      client_namespace: 'shop', client_workload: 'web', server_namespace: 'shop', server_workload: 'db', server_service: 'db',
+      ...stored('client', h.client), ...stored('server', h.server), opened: true, closed: false, attrs: {},
+    });
+    const sparseColumns = (side: 'client' | 'server', h: SparseHistogram) => ({ [`${side}_rtt_buckets`]: h.idx, [`${side}_rtt_counts`]: h.cnt });
+    const rollup = async () =>
+      (await (await ch.query({ query: 'SELECT sumMap(client_rtt) AS c, sumMap(server_rtt) AS s FROM flows_by_service_1m', format: 'JSONEachRow' })).json<{ c: [number[], string[]]; s: [number[], string[]] }>())[0]!;
+    const asHist = (t: [number[], string[]]): SparseHistogram => ({ idx: t[0], cnt: t[1].map(Number) });
+    try {
+      await ch.insert({ table: 'tcp_flows', format: 'JSONEachRow', values: sides.slice(0, 40).map((h, i) => flow(i, h, sparseColumns)) });
+      const { applied } = await migrate(t);
+      assert.deepEqual(applied, ['0008_dense_rtt_histograms.sql']);
+      await ch.insert({ table: 'tcp_flows', format: 'JSONEachRow', values: sides.slice(40).map((h, i) => flow(40 + i, h, runColumns)) });
+
+      const stored = await (
+        await ch.query({ query: 'SELECT client_port, client_rtt_buckets, client_rtt_counts, server_rtt_buckets, server_rtt_counts FROM tcp_flows ORDER BY client_port', format: 'JSONEachRow' })
+      ).json<{ client_port: number; client_rtt_buckets: number[]; client_rtt_counts: string[]; server_rtt_buckets: number[]; server_rtt_counts: string[] }>();
+      assert.equal(stored.length, sides.length);
+      for (const r of stored) {
+        const want = sides[r.client_port - 40000]!;
+        assert.deepEqual({ idx: r.client_rtt_buckets, cnt: r.client_rtt_counts.map(Number) }, want.client, `client side of row ${r.client_port}`);
+        assert.deepEqual({ idx: r.server_rtt_buckets, cnt: r.server_rtt_counts.map(Number) }, want.server, `server side of row ${r.client_port}`);
+      }
+      // Rows from before and after the migration both reached the view, each once.
+      const r = await rollup();
+      assert.deepEqual(asHist(r.c), mergeHistograms(...sides.map((h) => h.client)));
+      assert.deepEqual(asHist(r.s), mergeHistograms(...sides.map((h) => h.server)));
+      // Nothing of the old form is stored any more: new parts hold only the runs.
+      await ch.command({ query: 'OPTIMIZE TABLE tcp_flows FINAL' });
+      const physical = await (
+        await ch.query({ query: "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'tcp_flows' AND match(name, '^(client|server)_rtt_(buckets|counts|first_bucket|bucket_counts)$') AND default_kind = ''", format: 'JSONEachRow' })
+      ).json<{ name: string }>();
+      assert.deepEqual(physical.map((c) => c.name).sort(), ['client_rtt_bucket_counts', 'client_rtt_first_bucket', 'server_rtt_bucket_counts', 'server_rtt_first_bucket']);
+    } finally {
+      await ch.close();
+    }
   });
 
   it('refuses a migration that was edited after it was applied', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createLab, type Lab } from '../src/index.js';
-import { dig, median, requireRoot } from './helpers.js';
+import { dig, requireRoot } from './helpers.js';
 
 let lab: Lab;
 before(async () => {
@@ -64,6 +64,8 @@ test('a delay towards the DNS host shows in the query time', async (t) => {
   for (let i = 0; i < 5; i++) times.push((await dig(lab.host('a'), lab.dns.ip4, 'web.lab.test', 'A')).queryMs!);
   await lab.setDelay('a', 'dns', 0);
   t.diagnostic(`10 ms each way to the DNS host: dig query times ${times.join(', ')} ms`);
-  // dig reports whole milliseconds; the median rides out a scheduling hiccup on a busy machine.
-  assert.ok(median(times) >= 20 && median(times) <= 22, `median query time ${median(times)} ms, expected 20-22`);
+  // dig reports whole milliseconds. The fastest query is the one without scheduling delay on
+  // top (a CI run under load once saw a median of 24 ms); it can never beat the delay itself.
+  const fastest = Math.min(...times);
+  assert.ok(fastest >= 20 && fastest <= 22, `fastest query time ${fastest} ms, expected 20-22`);
 });
