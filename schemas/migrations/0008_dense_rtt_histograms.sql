@@ -11,35 +11,51 @@
 -- bench's rows. Measured on synthetic spreads as well (outliers 8x-100x away from the body):
 -- from 3% larger (a handful of samples spread over ~67 buckets) to 13-15% smaller.
 --
--- Existing rows are rewritten once (a mutation over tcp_flows, waited for) before the old
--- columns become aliases. A re-run after an interruption is harmless: the UPDATE then reads the aliases,
--- which give back what it writes.
+-- Upgrading while older analyzers still insert the sparse arrays: until the last statement the
+-- new columns default to the run computed from them, so those rows are converted as they
+-- arrive; after it such inserts fail (the names are aliases) and are retried, uncommitted,
+-- until that analyzer runs this version. Existing rows are rewritten once (the mutation is
+-- waited for). Each statement may run again after an interruption, except the last once it
+-- has succeeded: if the process died between it and recording the version, record 0008 in
+-- schema_migrations by hand.
 ALTER TABLE tcp_flows
-    ADD COLUMN IF NOT EXISTS client_rtt_first_bucket UInt16 CODEC(T64, ZSTD(3)) AFTER server_min_rtt_us,
-    ADD COLUMN IF NOT EXISTS client_rtt_bucket_counts Array(UInt32) CODEC(T64, ZSTD(3)) AFTER client_rtt_first_bucket,
-    ADD COLUMN IF NOT EXISTS server_rtt_first_bucket UInt16 CODEC(T64, ZSTD(3)) AFTER client_rtt_bucket_counts,
-    ADD COLUMN IF NOT EXISTS server_rtt_bucket_counts Array(UInt32) CODEC(T64, ZSTD(3)) AFTER server_rtt_first_bucket;
+    ADD COLUMN IF NOT EXISTS client_rtt_first_bucket UInt16
+        DEFAULT if(empty(client_rtt_buckets), 0, client_rtt_buckets[1])
+        CODEC(T64, ZSTD(3)) AFTER server_min_rtt_us,
+    ADD COLUMN IF NOT EXISTS client_rtt_bucket_counts Array(UInt32)
+        DEFAULT arrayMap(i -> if(indexOf(client_rtt_buckets, i) = 0, 0, client_rtt_counts[indexOf(client_rtt_buckets, i)]),
+                         if(empty(client_rtt_buckets), [], range(client_rtt_buckets[1], client_rtt_buckets[-1] + 1)))
+        CODEC(T64, ZSTD(3)) AFTER client_rtt_first_bucket,
+    ADD COLUMN IF NOT EXISTS server_rtt_first_bucket UInt16
+        DEFAULT if(empty(server_rtt_buckets), 0, server_rtt_buckets[1])
+        CODEC(T64, ZSTD(3)) AFTER client_rtt_bucket_counts,
+    ADD COLUMN IF NOT EXISTS server_rtt_bucket_counts Array(UInt32)
+        DEFAULT arrayMap(i -> if(indexOf(server_rtt_buckets, i) = 0, 0, server_rtt_counts[indexOf(server_rtt_buckets, i)]),
+                         if(empty(server_rtt_buckets), [], range(server_rtt_buckets[1], server_rtt_buckets[-1] + 1)))
+        CODEC(T64, ZSTD(3)) AFTER server_rtt_first_bucket;
 
+-- Writes the defaults into the parts that predate the columns (a re-run after the last
+-- statement reads and writes the same values).
 ALTER TABLE tcp_flows UPDATE
-    client_rtt_first_bucket = if(empty(client_rtt_buckets), 0, client_rtt_buckets[1]),
-    client_rtt_bucket_counts = arrayMap(i -> if(indexOf(client_rtt_buckets, i) = 0, 0, client_rtt_counts[indexOf(client_rtt_buckets, i)]),
-                                        if(empty(client_rtt_buckets), [], range(client_rtt_buckets[1], client_rtt_buckets[-1] + 1))),
-    server_rtt_first_bucket = if(empty(server_rtt_buckets), 0, server_rtt_buckets[1]),
-    server_rtt_bucket_counts = arrayMap(i -> if(indexOf(server_rtt_buckets, i) = 0, 0, server_rtt_counts[indexOf(server_rtt_buckets, i)]),
-                                        if(empty(server_rtt_buckets), [], range(server_rtt_buckets[1], server_rtt_buckets[-1] + 1)))
+    client_rtt_first_bucket = client_rtt_first_bucket,
+    client_rtt_bucket_counts = client_rtt_bucket_counts,
+    server_rtt_first_bucket = server_rtt_first_bucket,
+    server_rtt_bucket_counts = server_rtt_bucket_counts
 WHERE true
 SETTINGS mutations_sync = 2;
 
--- MODIFY, not DROP + ADD: ClickHouse refuses to drop a column a materialized view reads, and
--- the views must keep running. The old arrays' files stay in existing parts until those merge
--- or expire (TTL); new parts never have them. An alias has no codec: the old ones go first.
+-- One ALTER, so no insert sees the defaults gone before the aliases exist. MODIFY, not DROP +
+-- ADD: ClickHouse refuses to drop a column a materialized view reads. An alias has no codec.
+-- The old arrays' files stay in existing parts until those merge or expire (TTL).
 ALTER TABLE tcp_flows
+    MODIFY COLUMN client_rtt_first_bucket REMOVE DEFAULT,
+    MODIFY COLUMN client_rtt_bucket_counts REMOVE DEFAULT,
+    MODIFY COLUMN server_rtt_first_bucket REMOVE DEFAULT,
+    MODIFY COLUMN server_rtt_bucket_counts REMOVE DEFAULT,
     MODIFY COLUMN client_rtt_buckets REMOVE CODEC,
     MODIFY COLUMN client_rtt_counts REMOVE CODEC,
     MODIFY COLUMN server_rtt_buckets REMOVE CODEC,
-    MODIFY COLUMN server_rtt_counts REMOVE CODEC;
-
-ALTER TABLE tcp_flows
+    MODIFY COLUMN server_rtt_counts REMOVE CODEC,
     MODIFY COLUMN client_rtt_buckets Array(UInt16)
         ALIAS arrayFilter((b, c) -> c > 0, arrayMap(i -> toUInt16(client_rtt_first_bucket + i - 1), arrayEnumerate(client_rtt_bucket_counts)), client_rtt_bucket_counts),
     MODIFY COLUMN client_rtt_counts Array(UInt32) ALIAS arrayFilter(c -> c > 0, client_rtt_bucket_counts),
