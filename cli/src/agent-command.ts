@@ -3,6 +3,10 @@ import { Command, Option } from 'commander';
 import { destination, pino } from 'pino';
 import { loadAgentConfig, startAgent } from '@meshlens/agent';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
+import { signalled, stopWithin } from './signals.js';
+
+/** The agent's own stop flushes for at most 3 s (then spools); this is the net under it, inside the chart's 15 s. */
+const STOP_GRACE_MS = 10_000;
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -52,12 +56,10 @@ export function agentCommand(): Command {
       });
       // Logs go to stderr so that --output stdout stays pure JSON lines.
       const log = pino({ level: cfg.logLevel }, destination(2));
+      const stopping = signalled();
       const agent = await startAgent(cfg, log);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      await agent.stop();
+      await stopping;
+      await stopWithin('agent', STOP_GRACE_MS, () => agent.stop());
       log.info({ produced: agent.produced }, 'agent stopped');
     });
 }

@@ -1,6 +1,10 @@
 import { Command } from 'commander';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { configFromEnv, startAnalyzer } from '@meshlens/analyzer';
+import { signalled, stopWithin } from './signals.js';
+
+/** Inside the chart's 45 s termination grace: pending inserts are uncommitted and replay anyway. */
+const STOP_GRACE_MS = 20_000;
 
 function int(v: string): number {
   const n = Number(v);
@@ -33,11 +37,9 @@ export function analyzerCommand(): Command {
         ...(opts.httpPort !== undefined && { http: { port: opts.httpPort } }),
       };
       const cfg = configFromEnv(opts.database ? { ...env, MESHLENS_CLICKHOUSE_DATABASE: opts.database } : env, overrides);
+      const stopping = signalled();
       const analyzer = await startAnalyzer(cfg);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      await analyzer.stop();
+      await stopping;
+      await stopWithin('analyzer', STOP_GRACE_MS, () => analyzer.stop());
     });
 }

@@ -3,6 +3,10 @@ import { pino } from 'pino';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { buildApi } from '@meshlens/analyzer';
 import { clickhouseClient } from '@meshlens/schemas/clickhouse';
+import { signalled, stopWithin } from './signals.js';
+
+/** Open requests get this long to finish. */
+const STOP_GRACE_MS = 10_000;
 
 function port(v: string): number {
   const n = Number(v);
@@ -27,15 +31,15 @@ export function apiCommand(): Command {
         password: conn.clickhousePassword,
         database: opts.database ?? process.env.MESHLENS_CLICKHOUSE_DATABASE ?? 'meshlens',
       });
+      const stopping = signalled();
       const app = await buildApi({ ch, tokens, logger: pino({ level: process.env.MESHLENS_LOG_LEVEL ?? 'warn' }) });
       const url = await app.listen({ host: opts.host, port: opts.port ?? port(process.env.MESHLENS_API_PORT ?? '9470') });
       // The line a supervisor (or a test) waits for.
       process.stdout.write(`meshlens api listening on ${url}\n`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
+      await stopping;
+      await stopWithin('api', STOP_GRACE_MS, async () => {
+        await app.close();
+        await ch.close();
       });
-      await app.close();
-      await ch.close();
     });
 }

@@ -2,6 +2,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Collector, DEFAULT_DATABASE, DEFAULT_TOPIC, InventoryError, InventorySource, kubeConfigFrom, type SourceConfig } from '@meshlens/collector';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { kafkaSecurityFromEnv, kafkaSecuritySchema } from '@meshlens/schemas';
+import { signalled, stopWithin } from './signals.js';
+
+/** Its own stop gives pending metadata 10 s; this is the net under it (a start publishes the current state again). */
+const STOP_GRACE_MS = 20_000;
 
 interface Options {
   kubeconfig?: string;
@@ -53,10 +57,7 @@ export function collectorCommand(): Command {
         clickhouse: { url: conn.clickhouseUrl, username: conn.clickhouseUser, password: conn.clickhousePassword, database: opts.database },
         http: opts.listen,
       });
-      const stopped = new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      const stopped = signalled();
       if (collector.source instanceof InventorySource) {
         const inventory = collector.source;
         process.on('SIGHUP', () => inventory.reload());
@@ -72,6 +73,6 @@ export function collectorCommand(): Command {
         return;
       }
       await stopped;
-      await collector.stop();
+      await stopWithin('collector', STOP_GRACE_MS, () => collector.stop());
     });
 }
