@@ -90,7 +90,12 @@ function sparse(samples: number[], bucketOf: (us: number) => number): { b: numbe
   return { b, c: b.map((k) => m.get(k)!) };
 }
 
-export function rows(fx: Fixture, bucketOf: (us: number) => number): { tcp_flows: object[]; tcp_events: object[]; dns_queries: object[] } {
+/** `histogramsBefore0008`: tcp_flows rows in the form tables had before migration 0008 (sparse arrays). */
+export function rows(
+  fx: Fixture,
+  bucketOf: (us: number) => number,
+  { histogramsBefore0008 = false } = {},
+): { tcp_flows: object[]; tcp_events: object[]; dns_queries: object[] } {
   let port = 30000;
   const side = (prefix: 'client' | 'server', p: Pod, svc: Service) => ({
     [`${prefix}_ip`]: p.ip, [`${prefix}_node`]: p.node, [`${prefix}_zone`]: p.zone, [`${prefix}_namespace`]: NAMESPACE,
@@ -99,13 +104,16 @@ export function rows(fx: Fixture, bucketOf: (us: number) => number): { tcp_flows
   const tcp_flows = fx.flows.map((f) => {
     const h = sparse(f.rttUs, bucketOf);
     const run = toBucketRun({ idx: h.b, cnt: h.c });
+    const histograms = histogramsBefore0008
+      ? { client_rtt_buckets: h.b, client_rtt_counts: h.c, server_rtt_buckets: [], server_rtt_counts: [] }
+      : { client_rtt_first_bucket: run.first, client_rtt_bucket_counts: run.counts, server_rtt_first_bucket: 0, server_rtt_bucket_counts: [] };
     return {
       slot_start: chTime(f.slotMs), slot_ms: SLOT_MS, observed: 'both', late: false, path: 'network',
       client_port: port++ % 65536, server_port: 8080, service_ip: '', ...side('client', f.clientPod, f.client), ...side('server', f.serverPod, f.server),
       bytes_c2s: 1000, bytes_s2c: 5000, segs_c2s: SEGMENTS / 2, segs_s2c: SEGMENTS / 2, client_retrans: RETRANS, server_retrans: 0,
       client_rto: 0, server_rto: 0, resets_by_client: 0, resets_by_server: 0,
       client_srtt_us: f.rttUs[0], server_srtt_us: f.rttUs[0], client_min_rtt_us: Math.min(...f.rttUs), server_min_rtt_us: Math.min(...f.rttUs),
-      client_rtt_first_bucket: run.first, client_rtt_bucket_counts: run.counts, server_rtt_first_bucket: 0, server_rtt_bucket_counts: [], opened: true, closed: true, attrs: {},
+      ...histograms, opened: true, closed: true, attrs: {},
     };
   });
   const tcp_events = fx.failures.map((f, i) => ({

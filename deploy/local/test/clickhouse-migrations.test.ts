@@ -87,17 +87,8 @@ describe('ClickHouse migrations', () => {
   });
 
   it('0008 turns stored histograms into runs: the old columns read the same, the views keep summing', async () => {
-    const { mkdtempSync, copyFileSync, readdirSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const t = { ...target, database: upgraded };
-    const dir = mkdtempSync(join(tmpdir(), 'meshlens-mig-'));
-    try {
-      for (const f of readdirSync(MIGRATIONS_DIR).filter((f) => f < '0008')) copyFileSync(join(MIGRATIONS_DIR, f), join(dir, f));
-      await migrate(t, dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await migrate(t, MIGRATIONS_DIR, { before: 8 });
     const ch = clickhouseClient(t);
     const rnd = seededRandom(11);
     // Spread from one bucket to outliers 100x away, and empty sides (one-sided flows).
