@@ -5,13 +5,18 @@
  * Reports records/s (wall clock from the first decoded record to the last acknowledged row),
  * records per CPU-second of this process (ClickHouse and Kafka run in their own processes),
  * and bytes per stored flow row on disk, as the pipeline left the table and merged to one part
- * (the first depends on how the inserts fell into parts, the second only on the rows).
+ * (the first depends on how the inserts fell into parts, the second only on the rows), and
+ * per run a checksum of the stored rows: a change meant to store the same rows must print
+ * the same checksums as the code before it. PROFILE=<file> writes CPU profiles of the
+ * analyzer's measured phase (runs 2..RUNS).
  *   pnpm --filter @meshlens/bench analyzer   (or: node --import tsx bench/analyzer.bench.ts)
  * Needs the embedded infrastructure up (`pnpm meshlens infra up`).
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { cpus, totalmem } from 'node:os';
 import { pino } from 'pino';
-import { DnsNames, Enricher, MetadataIndex, ClickHouseSink, createMetrics, flowRow, ingest } from '@meshlens/analyzer';
+import { DnsNames, Enricher, MetadataIndex, ClickHouseSink, createMetrics, FlowRows, ingest } from '@meshlens/analyzer';
 import { encodeFrame, type TcpRecord } from '@meshlens/schemas';
 import { SLOT_MS, T0, PARTITIONS, connection, createEnv, query, waitForRows, type TestEnv } from '../analyzer/test/harness.js';
 
@@ -28,6 +33,8 @@ interface Result {
   parts: number;
   /** After OPTIMIZE FINAL: one part, the same for the same rows however they were inserted. */
   mergedBytesPerRow: number;
+  /** Order-independent hash of every stored row, slot times relative to T0: equal for equal rows across runs and code versions (of one schema). */
+  checksum: string;
 }
 
 /** Both ends of CONNECTIONS connections over SLOTS slots, framed per partition as agents send them. */
@@ -60,6 +67,14 @@ async function storage(env: TestEnv): Promise<{ bytesPerRow: number; parts: numb
   return { bytesPerRow: Number(r!.b) / Number(r!.n), parts: Number(r!.p) };
 }
 
+async function checksum(env: TestEnv): Promise<string> {
+  const [r] = await query<{ h: string }>(
+    env,
+    `SELECT toString(sum(cityHash64(toUnixTimestamp64Milli(slot_start) - ${T0}, tuple(* EXCEPT (slot_start))))) AS h FROM tcp_flows`,
+  );
+  return r!.h;
+}
+
 async function merged(env: TestEnv): Promise<number> {
   await env.ch.command({ query: `OPTIMIZE TABLE ${env.database}.tcp_flows FINAL` });
   return (await storage(env)).bytesPerRow;
@@ -72,10 +87,27 @@ async function measure(env: TestEnv, expectedRows: number, records: number, firs
   const cpu = process.cpuUsage(cpu0);
   const seconds = (done - firstRecord()!) / 1000;
   const asInserted = await storage(env);
-  return { recordsPerSec: records / seconds, recordsPerCpuSec: records / ((cpu.user + cpu.system) / 1e6), ...asInserted, mergedBytesPerRow: await merged(env) };
+  return { recordsPerSec: records / seconds, recordsPerCpuSec: records / ((cpu.user + cpu.system) / 1e6), ...asInserted, mergedBytesPerRow: await merged(env), checksum: await checksum(env) };
 }
 
-async function runAnalyzer(): Promise<Result> {
+/** PROFILE=<file>.cpuprofile: a CPU profile of the analyzer's measured phase, in the runs after the first (cold JIT). */
+async function profiled<T>(run: number, f: () => Promise<T>): Promise<T> {
+  const file = process.env.PROFILE;
+  if (!file || run === 0) return f();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await f();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(file.replace(/(\.cpuprofile)?$/, `.${run}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
+async function runAnalyzer(run: number): Promise<Result> {
   const env = await createEnv();
   try {
     const records = await produce(env);
@@ -87,7 +119,7 @@ async function runAnalyzer(): Promise<Result> {
       });
     }, 5);
     try {
-      return await measure(env, CONNECTIONS, records, () => first);
+      return await profiled(run, () => measure(env, CONNECTIONS, records, () => first));
     } finally {
       clearInterval(probe);
     }
@@ -106,7 +138,8 @@ async function runPassThrough(): Promise<Result> {
     await migrate(target);
     const ch = clickhouseClient(target);
     const sink = new ClickHouseSink(ch, createMetrics(), pino({ level: 'silent' }), { minMs: 100, maxMs: 1000 });
-    const enrich = new Enricher(new MetadataIndex(), new DnsNames());
+    await sink.load();
+    const flows = new FlowRows(new Enricher(new MetadataIndex(), new DnsNames()));
     const consumer = env.kafka.consumer({ groupId: `${env.groupId}.passthrough` });
     let first: number | null = null;
     await consumer.connect();
@@ -116,10 +149,14 @@ async function runPassThrough(): Promise<Result> {
       partitionsConsumedConcurrently: 4,
       eachBatch: async ({ batch, heartbeat }) => {
         first ??= performance.now();
-        const rows = batch.messages.flatMap((m) =>
-          ingest('tcp', m.value).records.map((r) => flowRow({ key: '', slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? r : null, server: r.role === 'server' ? r : null, late: false, capFlushed: false }, enrich).row),
-        );
-        await sink.insert('tcp_flows', rows, `${batch.topic}/${batch.partition}/${batch.firstOffset()}-${batch.lastOffset()}`, { beforeRetry: heartbeat, onStall: () => {} });
+        const rows = sink.batch('tcp_flows');
+        for (const m of batch.messages) {
+          for (const r of ingest('tcp', m.value).records) {
+            flows.build({ key: '', slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? r : null, server: r.role === 'server' ? r : null, late: false, capFlushed: false });
+            rows.add(flows.row);
+          }
+        }
+        await sink.insert(rows, `${batch.topic}/${batch.partition}/${batch.firstOffset()}-${batch.lastOffset()}`, { beforeRetry: heartbeat, onStall: () => {} });
         await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }]);
       },
     });
@@ -141,7 +178,7 @@ function median(xs: number[]): number {
 
 const results = { analyzer: [] as Result[], passThrough: [] as Result[] };
 for (let run = 0; run < RUNS; run++) {
-  results.analyzer.push(await runAnalyzer());
+  results.analyzer.push(await runAnalyzer(run));
   results.passThrough.push(await runPassThrough());
   process.stderr.write(`run ${run + 1}/${RUNS}: ${JSON.stringify({ analyzer: results.analyzer.at(-1), passThrough: results.passThrough.at(-1) })}\n`);
 }

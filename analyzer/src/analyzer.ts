@@ -100,10 +100,13 @@ export async function startAnalyzer(cfg: AnalyzerConfig, log: Logger = pino({ le
     log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
   });
   let halts = 0;
+  const sink = new ClickHouseSink(ch, metrics, log, { minMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs });
+  // Read while ClickHouse is known to answer (migrations just ran): rows are encoded as they are built.
+  await sink.load();
   const deps: WorkerDeps = {
     log,
     metrics,
-    sink: new ClickHouseSink(ch, metrics, log, { minMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs }),
+    sink,
     deadLetters: new DeadLetterQueue(producer, cfg.topics.deadLetter, metrics),
     commit: async (topic, partition, offset, metadata) => {
       await consumer.commitOffsets([{ topic, partition, offset: String(offset), metadata }]);

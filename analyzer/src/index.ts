@@ -6,6 +6,6 @@ export { DnsNames } from './dns-names.js';
 export { Enricher } from './enrich.js';
 export { ingest } from './ingest.js';
 export { ClickHouseSink } from './sink.js';
-export { flowRow } from './rows.js';
+export { FlowRows } from './rows.js';
 export { createMetrics } from './metrics.js';
 export { buildApi, type ApiOptions } from './api/server.js';

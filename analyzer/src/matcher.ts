@@ -4,7 +4,7 @@
  * is what lets a replay after a crash reproduce an insert exactly (and ClickHouse drop it by
  * its token). No I/O, no clocks; time is the slots the records carry.
  */
-import { connectionKey, mergeHistograms, type TcpRecord } from '@meshlens/schemas';
+import { mergeHistograms, type TcpRecord } from '@meshlens/schemas';
 import { isLoopback } from './enrich.js';
 
 export interface FlowGroup {
@@ -24,10 +24,17 @@ interface Slot {
   minOffset: number;
 }
 
-/** Loopback addresses repeat in every network namespace; only the netns tells connections apart. */
+/**
+ * Both endpoints, sorted, as connectionKey orders them, in one string built at once: the
+ * matcher's key never leaves the process, so it needs no printable address form (`|` is in
+ * no address). Loopback addresses repeat in every network namespace; only the netns tells
+ * connections apart.
+ */
 function keyOf(r: TcpRecord): string {
-  const key = connectionKey(r.local, r.remote);
-  return isLoopback(r.local.ip) ? `${key}@${r.owner.node}/${r.owner.netns}` : key;
+  const a = r.local;
+  const b = r.remote;
+  const key = a.ip < b.ip || (a.ip === b.ip && a.port <= b.port) ? `${a.ip}|${a.port}|${b.ip}|${b.port}` : `${b.ip}|${b.port}|${a.ip}|${a.port}`;
+  return isLoopback(a.ip) ? `${key}@${r.owner.node}/${r.owner.netns}` : key;
 }
 
 /** Two records of one side in one slot: a 4-tuple reused within the slot. Counters add up. */

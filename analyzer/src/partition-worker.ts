@@ -14,8 +14,8 @@ import { encodeCommitState, unitToken, type CommitState } from './commit-state.j
 import type { DeadLetterQueue, PendingDeadLetter } from './dead-letter.js';
 import { ingest } from './ingest.js';
 import type { Metrics } from './metrics.js';
-import type { PartitionProcessor, UnitRows } from './processors.js';
-import type { ClickHouseSink } from './sink.js';
+import type { PartitionProcessor } from './processors.js';
+import { UnitRows, type ClickHouseSink } from './sink.js';
 
 export interface WorkerDeps {
   log: Logger;
@@ -38,7 +38,7 @@ export class RetiredError extends Error {
 export class PartitionWorker {
   private chain: Promise<void> = Promise.resolve();
   private retired = false;
-  private rows: UnitRows = new Map();
+  private rows: UnitRows;
   private dead: PendingDeadLetter[] = [];
   private heartbeat: () => Promise<void> = async () => {};
   private idleTimer: NodeJS.Timeout | null = null;
@@ -55,6 +55,7 @@ export class PartitionWorker {
     private readonly processor: PartitionProcessor,
     start: { offset: number | null; state: CommitState | null },
   ) {
+    this.rows = new UnitRows(deps.sink);
     this.committedOffset = start.offset;
     this.committed = start.state ?? { v: 1, wm: 0, through: (start.offset ?? 0) - 1, next: null };
     this.replay = this.committed.next;
@@ -128,14 +129,14 @@ export class PartitionWorker {
     if (end < from && this.rows.size === 0 && wm === this.committed.wm) return;
     const rows = this.rows;
     const dead = this.dead;
-    this.rows = new Map();
+    this.rows = new UnitRows(this.deps.sink);
     this.dead = [];
     const offset = this.committedOffset!;
     if (rows.size > 0) await this.commit(offset, { ...this.committed, next: { end, wm } });
     await this.deps.deadLetters.send(dead);
     const token = unitToken(this.topic, this.partition, from, end, wm);
-    for (const [table, values] of rows) {
-      await this.deps.sink.insert(table, values, token, {
+    for (const batch of rows.values()) {
+      await this.deps.sink.insert(batch, token, {
         beforeRetry: async () => {
           this.assertActive();
           await this.heartbeat();

@@ -7,19 +7,15 @@ import type { DnsRecord, RecordTypeName, TcpEvent, TcpRecord } from '@meshlens/s
 import type { Enricher } from './enrich.js';
 import { Matcher, type FlowGroup, type MatcherLimits, type MatcherState } from './matcher.js';
 import type { Metrics } from './metrics.js';
-import { dnsRow, eventRow, flowRow } from './rows.js';
+import { dnsRow, eventRow, FlowRows } from './rows.js';
 
 /** The `observed` value of a group with a client only, a server only, both (index: client 1 + server 2, less 1). */
 const OBSERVED = ['client', 'server', 'both'] as const;
 
-/** Rows of one unit of work, by table, in emission order. */
-export type UnitRows = Map<string, Record<string, unknown>[]>;
-
-function push(out: UnitRows, table: string, rows: Record<string, unknown>[]): void {
-  if (rows.length === 0) return;
-  const list = out.get(table);
-  if (list) for (const r of rows) list.push(r);
-  else out.set(table, rows);
+/** Where a unit of work's rows go, by table, in emission order (the sink's UnitRows encodes each at once). */
+export interface UnitRows {
+  /** Must not keep `row`: a processor may overwrite it for its next row. */
+  add(table: string, row: Record<string, unknown>): void;
 }
 
 export interface PartitionProcessor {
@@ -35,14 +31,16 @@ export interface PartitionProcessor {
 export class FlowProcessor implements PartitionProcessor {
   readonly recordType = 'tcp';
   private readonly matcher: Matcher;
+  private readonly rows: FlowRows;
 
   constructor(
-    private readonly enrich: Enricher,
+    enrich: Enricher,
     private readonly metrics: Metrics,
     limits: MatcherLimits,
     state: MatcherState,
   ) {
     this.matcher = new Matcher(limits, state);
+    this.rows = new FlowRows(enrich);
   }
 
   onMessage(offset: number, records: unknown[], out: UnitRows): void {
@@ -65,19 +63,18 @@ export class FlowProcessor implements PartitionProcessor {
     const flows = [0, 0, 0, 0, 0, 0];
     const unmatched = new Map<string, number>();
     let capFlushed = 0;
-    const rows = groups.map((g) => {
+    for (const g of groups) {
       if (g.capFlushed) capFlushed += (g.client ? 1 : 0) + (g.server ? 1 : 0);
-      const built = flowRow(g, this.enrich);
+      const unmatchedReason = this.rows.build(g);
       flows[(g.client ? 1 : 0) + (g.server ? 2 : 0) - 1 + (g.late ? 3 : 0)]!++;
-      if (built.unmatchedReason) unmatched.set(built.unmatchedReason, (unmatched.get(built.unmatchedReason) ?? 0) + 1);
-      return built.row;
-    });
+      if (unmatchedReason) unmatched.set(unmatchedReason, (unmatched.get(unmatchedReason) ?? 0) + 1);
+      out.add('tcp_flows', this.rows.row);
+    }
     for (let i = 0; i < flows.length; i++) {
       if (flows[i]! > 0) this.metrics.flows.inc({ observed: OBSERVED[i % 3]!, late: String(i >= 3) }, flows[i]!);
     }
     for (const [reason, n] of unmatched) this.metrics.unmatched.inc({ reason }, n);
     if (capFlushed > 0) this.metrics.capFlushedRecords.inc(capFlushed);
-    push(out, 'tcp_flows', rows);
   }
 
   heldFromOffset(): number | null {
@@ -102,7 +99,7 @@ export class PassThroughProcessor<T extends 'tcp_event' | 'dns'> implements Part
   ) {}
 
   onMessage(_offset: number, records: unknown[], out: UnitRows): void {
-    push(out, this.table, (records as (T extends 'dns' ? DnsRecord : TcpEvent)[]).map(this.toRow));
+    for (const r of records as (T extends 'dns' ? DnsRecord : TcpEvent)[]) out.add(this.table, this.toRow(r));
   }
 
   endUnit(): void {}

@@ -6,100 +6,138 @@
 import { bucketOf, toBucketRun, type BucketRun, type DnsRecord, type Owner, type TcpEvent } from '@meshlens/schemas';
 import { Enricher, type SideLabel } from './enrich.js';
 import type { FlowGroup } from './matcher.js';
+import { StringMapEntries, type ByteWriter } from './row-binary.js';
 
-const ATTR_KEYS = {
-  client: { pid: 'client_pid', cgroup: 'client_cgroup_id', netns: 'client_netns', container: 'client_container' },
-  server: { pid: 'server_pid', cgroup: 'server_cgroup_id', netns: 'server_netns', container: 'server_container' },
-} as const;
+/** Each side's attrs keys as RowBinary Strings (a one-byte length: all are short ASCII). */
+function attrKeys(side: 'client' | 'server') {
+  const key = (name: string) => Buffer.from([name.length, ...Buffer.from(name, 'latin1')]);
+  return { pid: key(`${side}_pid`), cgroup: key(`${side}_cgroup_id`), netns: key(`${side}_netns`), container: key(`${side}_container`) };
+}
 
-function ownerAttrs(side: 'client' | 'server', o: Owner, out: Record<string, string>): void {
-  const k = ATTR_KEYS[side];
-  out[k.pid] = String(o.pid);
-  out[k.cgroup] = String(o.cgroup_id);
-  out[k.netns] = String(o.netns);
-  if (o.container_id) out[k.container] = o.container_id;
+const ATTR_KEYS = { client: attrKeys('client'), server: attrKeys('server') };
+
+/**
+ * The attrs map of a flow row (pid, cgroup, netns, container of each instrumented side), written
+ * straight from the owners: no object, key list or number-to-string per row.
+ */
+class OwnerAttrs extends StringMapEntries {
+  client: Owner | null = null;
+  server: Owner | null = null;
+
+  get size(): number {
+    const c = this.client;
+    const s = this.server;
+    return (c ? (c.container_id ? 4 : 3) : 0) + (s ? (s.container_id ? 4 : 3) : 0);
+  }
+
+  writeEntries(out: ByteWriter): void {
+    if (this.client) OwnerAttrs.side(out, ATTR_KEYS.client, this.client);
+    if (this.server) OwnerAttrs.side(out, ATTR_KEYS.server, this.server);
+  }
+
+  private static side(out: ByteWriter, k: (typeof ATTR_KEYS)['client'], o: Owner): void {
+    out.raw(k.pid);
+    out.decimal(o.pid);
+    out.raw(k.cgroup);
+    out.decimal(o.cgroup_id);
+    out.raw(k.netns);
+    out.decimal(o.netns);
+    if (o.container_id) {
+      out.raw(k.container);
+      out.string(o.container_id);
+    }
+  }
 }
 
 export type FlowRow = Record<string, unknown>;
 
-export interface BuiltFlow {
-  row: FlowRow;
-  /**
-   * Why a one-sided row has one side: the peer is not ours, or it is ours and did not report
-   * (in time), or its slot was closed early because the partition held too many records.
-   */
-  unmatchedReason: 'peer_not_instrumented' | 'peer_missing' | 'memory_cap' | null;
-}
+/**
+ * Why a one-sided row has one side: the peer is not ours, or it is ours and did not report
+ * (in time), or its slot was closed early because the partition held too many records.
+ */
+export type UnmatchedReason = 'peer_not_instrumented' | 'peer_missing' | 'memory_cap';
 
 const NO_RUN: BucketRun = { first: 0, counts: [] };
 
-export function flowRow(g: FlowGroup, enrich: Enricher): BuiltFlow {
-  const c = g.client;
-  const s = g.server;
-  const any = (c ?? s)!;
-  const w = { fromMs: g.slotStartMs, toMs: g.slotStartMs + g.slotMs };
-  const clientEp = c ? c.local : any.remote;
-  const serverEp = s ? s.local : any.remote;
-  const cl: SideLabel = c ? enrich.local(c.owner, c.local, w) : enrich.remote(s!.remote, w);
-  const sl: SideLabel = s ? enrich.local(s.owner, s.local, w) : enrich.remote(c!.remote, w, c!.remote_orig);
-  const sameNetns = c !== null && s !== null && c.owner.node === s.owner.node && c.owner.netns === s.owner.netns;
-  const attrs: Record<string, string> = {};
-  if (c) ownerAttrs('client', c.owner, attrs);
-  if (s) ownerAttrs('server', s.owner, attrs);
-  const peer = c ? sl : cl;
-  // tcp_flows stores histograms as runs (migration 0008); the sparse column names are aliases.
-  const cRun = c ? toBucketRun(c.rtt_hist) : NO_RUN;
-  const sRun = s ? toBucketRun(s.rtt_hist) : NO_RUN;
-  return {
-    unmatchedReason: c && s ? null : g.capFlushed ? 'memory_cap' : peer.kind === 'pod' ? 'peer_missing' : 'peer_not_instrumented',
-    row: {
-      slot_start: g.slotStartMs,
-      slot_ms: g.slotMs,
-      observed: c && s ? 'both' : c ? 'client' : 'server',
-      late: g.late,
-      path: Enricher.path(clientEp.ip, serverEp.ip, cl, sl, sameNetns),
-      client_ip: clientEp.ip,
-      client_port: clientEp.port,
-      server_ip: serverEp.ip,
-      server_port: serverEp.port,
-      service_ip: c?.remote_orig?.ip ?? '',
-      client_node: cl.node,
-      client_zone: cl.zone,
-      client_namespace: cl.namespace,
-      client_workload: cl.workload,
-      client_service: cl.service,
-      client_pod: cl.pod,
-      client_comm: c?.owner.comm ?? '',
-      server_node: sl.node,
-      server_zone: sl.zone,
-      server_namespace: sl.namespace,
-      server_workload: sl.workload,
-      server_service: sl.service,
-      server_pod: sl.pod,
-      server_comm: s?.owner.comm ?? '',
-      bytes_c2s: c ? c.bytes_sent : s!.bytes_received,
-      bytes_s2c: c ? c.bytes_received : s!.bytes_sent,
-      segs_c2s: c ? c.segs_sent : s!.segs_received,
-      segs_s2c: c ? c.segs_received : s!.segs_sent,
-      client_retrans: c?.retrans_segs ?? 0,
-      server_retrans: s?.retrans_segs ?? 0,
-      client_rto: c?.rto_count ?? 0,
-      server_rto: s?.rto_count ?? 0,
-      resets_by_client: c ? c.resets_sent : s!.resets_received,
-      resets_by_server: s ? s.resets_sent : c!.resets_received,
-      client_srtt_us: c?.srtt_us ?? 0,
-      server_srtt_us: s?.srtt_us ?? 0,
-      client_min_rtt_us: c?.min_rtt_us ?? 0,
-      server_min_rtt_us: s?.min_rtt_us ?? 0,
-      client_rtt_first_bucket: cRun.first,
-      client_rtt_bucket_counts: cRun.counts,
-      server_rtt_first_bucket: sRun.first,
-      server_rtt_bucket_counts: sRun.counts,
-      opened: Boolean(c?.opened || s?.opened),
-      closed: Boolean(c?.closed || s?.closed),
-      attrs,
-    },
-  };
+/**
+ * Flow rows built into one object, overwritten by the next: rows are encoded as soon as they
+ * are added to a unit (sink.ts), so none outlives its `add`, and a row per group would only
+ * feed the young generation, whose every scavenge copies the records the matcher holds.
+ */
+export class FlowRows {
+  readonly row: FlowRow = {};
+  private readonly attrs = new OwnerAttrs();
+
+  constructor(private readonly enrich: Enricher) {}
+
+  /** Fills `row` with the group's flow and returns why it has one side only (null: both). */
+  build(g: FlowGroup): UnmatchedReason | null {
+    const enrich = this.enrich;
+    const c = g.client;
+    const s = g.server;
+    const any = (c ?? s)!;
+    const w = { fromMs: g.slotStartMs, toMs: g.slotStartMs + g.slotMs };
+    const clientEp = c ? c.local : any.remote;
+    const serverEp = s ? s.local : any.remote;
+    const cl: SideLabel = c ? enrich.local(c.owner, c.local, w) : enrich.remote(s!.remote, w);
+    const sl: SideLabel = s ? enrich.local(s.owner, s.local, w) : enrich.remote(c!.remote, w, c!.remote_orig);
+    const sameNetns = c !== null && s !== null && c.owner.node === s.owner.node && c.owner.netns === s.owner.netns;
+    this.attrs.client = c ? c.owner : null;
+    this.attrs.server = s ? s.owner : null;
+    const peer = c ? sl : cl;
+    // tcp_flows stores histograms as runs (migration 0008); the sparse column names are aliases.
+    const cRun = c ? toBucketRun(c.rtt_hist) : NO_RUN;
+    const sRun = s ? toBucketRun(s.rtt_hist) : NO_RUN;
+    // Every property is set on every call, in one order: the object keeps one shape, and the
+    // sink names the table's columns from the first row's keys.
+    const row = this.row;
+    row.slot_start = g.slotStartMs;
+    row.slot_ms = g.slotMs;
+    row.observed = c && s ? 'both' : c ? 'client' : 'server';
+    row.late = g.late;
+    row.path = Enricher.path(clientEp.ip, serverEp.ip, cl, sl, sameNetns);
+    row.client_ip = clientEp.ip;
+    row.client_port = clientEp.port;
+    row.server_ip = serverEp.ip;
+    row.server_port = serverEp.port;
+    row.service_ip = c?.remote_orig?.ip ?? '';
+    row.client_node = cl.node;
+    row.client_zone = cl.zone;
+    row.client_namespace = cl.namespace;
+    row.client_workload = cl.workload;
+    row.client_service = cl.service;
+    row.client_pod = cl.pod;
+    row.client_comm = c?.owner.comm ?? '';
+    row.server_node = sl.node;
+    row.server_zone = sl.zone;
+    row.server_namespace = sl.namespace;
+    row.server_workload = sl.workload;
+    row.server_service = sl.service;
+    row.server_pod = sl.pod;
+    row.server_comm = s?.owner.comm ?? '';
+    row.bytes_c2s = c ? c.bytes_sent : s!.bytes_received;
+    row.bytes_s2c = c ? c.bytes_received : s!.bytes_sent;
+    row.segs_c2s = c ? c.segs_sent : s!.segs_received;
+    row.segs_s2c = c ? c.segs_received : s!.segs_sent;
+    row.client_retrans = c?.retrans_segs ?? 0;
+    row.server_retrans = s?.retrans_segs ?? 0;
+    row.client_rto = c?.rto_count ?? 0;
+    row.server_rto = s?.rto_count ?? 0;
+    row.resets_by_client = c ? c.resets_sent : s!.resets_received;
+    row.resets_by_server = s ? s.resets_sent : c!.resets_received;
+    row.client_srtt_us = c?.srtt_us ?? 0;
+    row.server_srtt_us = s?.srtt_us ?? 0;
+    row.client_min_rtt_us = c?.min_rtt_us ?? 0;
+    row.server_min_rtt_us = s?.min_rtt_us ?? 0;
+    row.client_rtt_first_bucket = cRun.first;
+    row.client_rtt_bucket_counts = cRun.counts;
+    row.server_rtt_first_bucket = sRun.first;
+    row.server_rtt_bucket_counts = sRun.counts;
+    row.opened = Boolean(c?.opened || s?.opened);
+    row.closed = Boolean(c?.closed || s?.closed);
+    row.attrs = this.attrs;
+    return c && s ? null : g.capFlushed ? 'memory_cap' : peer.kind === 'pod' ? 'peer_missing' : 'peer_not_instrumented';
+  }
 }
 
 export function eventRow(e: TcpEvent, enrich: Enricher): Record<string, unknown> {

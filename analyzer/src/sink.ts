@@ -10,7 +10,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from 'pino';
 import { SYNC_INSERT_SETTINGS } from '@meshlens/schemas/clickhouse';
 import type { Metrics } from './metrics.js';
-import { RowBinaryTypeError, rowsEncoder } from './row-binary.js';
+import { ByteWriter, RowBinaryTypeError, rowEncoder, type RowEncoder } from './row-binary.js';
 
 /** Settings the exactly-once argument depends on, stated instead of inherited (clickhouse-local defaults to async inserts). */
 export function dedupSettings(token: string) {
@@ -31,12 +31,70 @@ export interface RetryHooks {
 
 interface TableEncoder {
   sql: string;
-  encode: (rows: Record<string, unknown>[]) => Buffer;
+  encode: RowEncoder;
+}
+
+/**
+ * The rows of one table for one insert, encoded as each is added: a row object lives only
+ * for its own `add`, so a unit of work holds bytes (what the insert sends anyway) instead of
+ * tens of thousands of objects the GC would copy until the insert.
+ */
+export class RowBatch {
+  readonly out: ByteWriter;
+  rows = 0;
+  private encoder: TableEncoder | null = null;
+
+  constructor(
+    readonly table: string,
+    private readonly encoderFor: (columns: string[]) => TableEncoder,
+    initialBytes: number,
+  ) {
+    this.out = new ByteWriter(initialBytes);
+  }
+
+  add(row: Record<string, unknown>): void {
+    // Every row a table is given has the same properties: the first one names the columns.
+    this.encoder ??= this.encoderFor(Object.keys(row));
+    this.encoder.encode(this.out, row);
+    this.rows++;
+  }
+
+  get sql(): string {
+    return this.encoder!.sql;
+  }
+}
+
+/** The batches of one unit of work, by table, in the order their first rows came. */
+export class UnitRows {
+  private readonly batches = new Map<string, RowBatch>();
+
+  constructor(private readonly sink: ClickHouseSink) {}
+
+  add(table: string, row: Record<string, unknown>): void {
+    let b = this.batches.get(table);
+    if (!b) this.batches.set(table, (b = this.sink.batch(table)));
+    b.add(row);
+  }
+
+  get size(): number {
+    return this.batches.size;
+  }
+
+  values(): IterableIterator<RowBatch> {
+    return this.batches.values();
+  }
 }
 
 export class ClickHouseSink {
+  /** Column types by table, from `system.columns` (see `load`). */
+  private readonly types = new Map<string, Map<string, string>>();
   /** By table and column list: built once from the table's own column types. */
   private readonly encoders = new Map<string, TableEncoder>();
+  /**
+   * By table, the size of its last insert: a batch starts that large (up to 4 MiB: memory a
+   * small unit would not use, and V8 counts towards its GC pressure), so it rarely grows and copies.
+   */
+  private readonly batchBytes = new Map<string, number>();
 
   constructor(
     private readonly ch: ClickHouseClient,
@@ -45,25 +103,45 @@ export class ClickHouseSink {
     private readonly retry: { minMs: number; maxMs: number },
   ) {}
 
-  async insert(table: string, rows: Record<string, unknown>[], token: string, hooks: RetryHooks): Promise<void> {
-    let attempt = 0;
+  /**
+   * Reads the column types of every table of the database, so that batches encode rows as
+   * they come, synchronously. Called once the migrations ran; a table made later needs another call.
+   */
+  async load(): Promise<void> {
+    const rs = await this.ch.query({
+      query: 'SELECT table, name, type FROM system.columns WHERE database = currentDatabase()',
+      format: 'JSONEachRow',
+    });
+    this.types.clear();
+    this.encoders.clear();
+    for (const c of await rs.json<{ table: string; name: string; type: string }>()) {
+      let t = this.types.get(c.table);
+      if (!t) this.types.set(c.table, (t = new Map()));
+      t.set(c.name, c.type);
+    }
+  }
+
+  batch(table: string): RowBatch {
+    return new RowBatch(table, (columns) => this.encoderFor(table, columns), this.batchBytes.get(table) ?? 64 * 1024);
+  }
+
+  async insert(batch: RowBatch, token: string, hooks: RetryHooks): Promise<void> {
+    const { table } = batch;
     // Encoded once: a retry during an outage resends the same bytes.
-    let body: Buffer | null = null;
+    const body = batch.out.bytes();
+    this.batchBytes.set(table, Math.min(4 * 2 ** 20, Math.max(4096, body.length)));
+    let attempt = 0;
     for (;;) {
       const end = this.metrics.insertSeconds.startTimer({ table });
       try {
-        const encoder = await this.encoderFor(table, Object.keys(rows[0]!));
-        body ??= encoder.encode(rows);
-        const res = await this.ch.exec({ query: encoder.sql, values: Readable.from([body], { objectMode: false }), clickhouse_settings: dedupSettings(token) });
+        const res = await this.ch.exec({ query: batch.sql, values: Readable.from([body], { objectMode: false }), clickhouse_settings: dedupSettings(token) });
         // The answer to an INSERT is empty; reading it to the end hands the socket back to the pool.
         for await (const chunk of res.stream) void chunk;
         end();
-        this.metrics.rowsInserted.inc({ table }, rows.length);
+        this.metrics.rowsInserted.inc({ table }, batch.rows);
         if (attempt > 0) hooks.onStall(false);
         return;
       } catch (err) {
-        // Rows the table cannot take are a bug, not an outage: retrying would stall the partition forever.
-        if (err instanceof RowBinaryTypeError) throw err;
         this.metrics.insertFailures.inc({ table });
         if (attempt === 0) hooks.onStall(true);
         attempt++;
@@ -75,21 +153,18 @@ export class ClickHouseSink {
     }
   }
 
-  private async encoderFor(table: string, columns: string[]): Promise<TableEncoder> {
+  /** Rows a table cannot take are a bug, not an outage: this throws at the first such row instead of an insert retrying forever. */
+  private encoderFor(table: string, columns: string[]): TableEncoder {
     const id = `${table}(${columns.join(',')})`;
     const known = this.encoders.get(id);
     if (known) return known;
-    const rs = await this.ch.query({
-      query: 'SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = {table:String}',
-      query_params: { table },
-      format: 'JSONEachRow',
-    });
-    const types = new Map((await rs.json<{ name: string; type: string }>()).map((c) => [c.name, c.type]));
+    const types = this.types.get(table);
+    if (!types) throw new RowBinaryTypeError(`no table ${table} (or its column types were not loaded)`);
     const missing = columns.filter((c) => !types.has(c));
     if (missing.length) throw new RowBinaryTypeError(`${table} has no column ${missing.join(', ')}`);
     const encoder = {
       sql: `INSERT INTO ${table} (${columns.join(', ')}) FORMAT RowBinary`,
-      encode: rowsEncoder(columns.map((name) => ({ name, type: types.get(name)! }))),
+      encode: rowEncoder(columns.map((name) => ({ name, type: types.get(name)! }))),
     };
     this.encoders.set(id, encoder);
     return encoder;

@@ -6,10 +6,19 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
+import type { TcpRecord } from '@meshlens/schemas';
 import { clickhouseClient } from '@meshlens/schemas/clickhouse';
-import { ClickHouseSink, createMetrics } from '../src/index.js';
+import { ClickHouseSink, createMetrics, DnsNames, Enricher, FlowRows, MetadataIndex, type FlowGroup } from '../src/index.js';
+import { T0, connection } from './harness.js';
 
 const hooks = { beforeRetry: async () => {}, onStall: () => {} };
+
+/** Rows through the sink as the analyzer sends them: encoded one by one into a batch, then inserted. */
+async function insert(sink: ClickHouseSink, table: string, rows: Record<string, unknown>[], token: string): Promise<void> {
+  const batch = sink.batch(table);
+  for (const r of rows) batch.add(r);
+  await sink.insert(batch, token, hooks);
+}
 
 describe('RowBinary inserts', () => {
   const database = `meshlens_test_${randomUUID().replaceAll('-', '')}`;
@@ -32,6 +41,7 @@ describe('RowBinary inserts', () => {
       ) ENGINE = MergeTree ORDER BY ts SETTINGS non_replicated_deduplication_window = 100`,
     });
     sink = new ClickHouseSink(ch, createMetrics(), pino({ level: 'silent' }), { minMs: 10, maxMs: 100 });
+    await sink.load();
   });
 
   after(async () => {
@@ -53,8 +63,8 @@ describe('RowBinary inserts', () => {
         names: [], attrs: {},
       },
     ];
-    await sink.insert('t', rows, 'token-1', hooks);
-    await sink.insert('t', rows, 'token-1', hooks);
+    await insert(sink, 't', rows, 'token-1');
+    await insert(sink, 't', rows, 'token-1');
     const rs = await ch.query({
       query: 'SELECT toUnixTimestamp64Milli(ts) AS ts, toUnixTimestamp(minute) * 1000 AS minute, * EXCEPT (ts, minute) FROM t ORDER BY ts DESC',
       format: 'JSONEachRow',
@@ -65,7 +75,46 @@ describe('RowBinary inserts', () => {
 
   it('refuses a column type it cannot encode at once instead of retrying forever', async () => {
     await ch.command({ query: 'CREATE TABLE odd (x Float32) ENGINE = MergeTree ORDER BY tuple()' });
-    await assert.rejects(sink.insert('odd', [{ x: 1.5 }], 'token-2', hooks), { name: 'RowBinaryTypeError', message: /Float32/ });
-    await assert.rejects(sink.insert('odd', [{ y: 1 }], 'token-3', hooks), { name: 'RowBinaryTypeError', message: /no column y/ });
+    await sink.load();
+    await assert.rejects(insert(sink, 'odd', [{ x: 1.5 }], 'token-2'), { name: 'RowBinaryTypeError', message: /Float32/ });
+    await assert.rejects(insert(sink, 'odd', [{ y: 1 }], 'token-3'), { name: 'RowBinaryTypeError', message: /no column y/ });
+    await assert.rejects(insert(sink, 'missing', [{ x: 1 }], 'token-4'), { name: 'RowBinaryTypeError', message: /no table missing/ });
+  });
+
+  it("writes a flow row's attrs straight from the owners, byte for byte as the object form did", async () => {
+    await ch.command({ query: 'CREATE TABLE flow_attrs (n UInt32, attrs Map(LowCardinality(String), String)) ENGINE = MergeTree ORDER BY n' });
+    await ch.command({ query: 'CREATE TABLE number_map (attrs Map(String, UInt32)) ENGINE = MergeTree ORDER BY tuple()' });
+    await sink.load();
+    const { client, server } = connection(7, { ip: '10.0.0.1', port: 40000, node: 'n1' }, { ip: '10.0.0.2', port: 80, node: 'n2' }, T0);
+    // Numbers at every digit-count edge of the 32-bit path, past it, and a container or none.
+    const c: TcpRecord = { ...client, owner: { ...client.owner, pid: 0, cgroup_id: 2 ** 32 - 1, netns: 2 ** 32, container_id: null } };
+    const s: TcpRecord = { ...server, owner: { ...server.owner, pid: 99_999, cgroup_id: 2 ** 53 - 1, netns: 1e9, container_id: 'c'.repeat(64) } };
+    const group = (client: TcpRecord | null, server: TcpRecord | null): FlowGroup => ({ key: '', slotStartMs: T0, slotMs: 10_000, client, server, late: false, capFlushed: false });
+    const groups = [group(c, s), group(c, null), group(null, s), group({ ...c, owner: { ...c.owner, pid: 1e5, cgroup_id: 9, netns: 10, container_id: 'x' } }, null)];
+    const objectForm = (g: FlowGroup) => {
+      const out: Record<string, string> = {};
+      for (const [side, r] of [['client', g.client], ['server', g.server]] as const) {
+        if (!r) continue;
+        out[`${side}_pid`] = String(r.owner.pid);
+        out[`${side}_cgroup_id`] = String(r.owner.cgroup_id);
+        out[`${side}_netns`] = String(r.owner.netns);
+        if (r.owner.container_id) out[`${side}_container`] = r.owner.container_id;
+      }
+      return out;
+    };
+    const flows = new FlowRows(new Enricher(new MetadataIndex(), new DnsNames()));
+    const batch = sink.batch('flow_attrs');
+    groups.forEach((g, n) => {
+      flows.build(g);
+      batch.add({ n, attrs: flows.row.attrs });
+    });
+    await sink.insert(batch, 'token-5', hooks);
+    const rs = await ch.query({ query: 'SELECT mapKeys(attrs) AS k, mapValues(attrs) AS v FROM flow_attrs ORDER BY n', format: 'JSONEachRow' });
+    assert.deepEqual(
+      await rs.json(),
+      groups.map((g) => ({ k: Object.keys(objectForm(g)), v: Object.values(objectForm(g)) })),
+    );
+    flows.build(groups[0]!);
+    await assert.rejects(insert(sink, 'number_map', [{ attrs: flows.row.attrs }], 'token-6'), { name: 'RowBinaryTypeError', message: /cannot take string entries/ });
   });
 });

@@ -222,11 +222,13 @@ export function decodeTcpPayload(b: Uint8Array, count: number): TcpRecord[] {
     const minRtt = r.varint();
     const n = r.varint();
     if (n > end - r.p) throw new TcpCodecError(`histogram of ${n} buckets runs past the payload`);
-    const idx: number[] = [];
-    const cnt: number[] = [];
+    // Sized up front: an array grown by push reserves 17 slots at its first element, and the
+    // analyzer holds every record (two histograms each) until its slot closes.
+    const idx = new Array<number>(n);
+    const cnt = new Array<number>(n);
     let prev = -1;
-    for (let i = 0; i < n; i++) idx.push((prev += r.varint()));
-    for (let i = 0; i < n; i++) cnt.push(r.varint());
+    for (let i = 0; i < n; i++) idx[i] = prev += r.varint();
+    for (let i = 0; i < n; i++) cnt[i] = r.varint();
     records.push({
       slot_start_ms: slotStart,
       slot_ms: slotMs,
