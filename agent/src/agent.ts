@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
-import { DnsMatcher, cgroup2Mount, monoNowUs, monoToEpochConverter, monoUsToEpochMs, openProbes, type ProbeEvent, type Probes, type SocketStats } from '@meshlens/bpf';
+import { DnsMatcher, cgroup2Mount, monoNowUs, monoToEpochConverter, monoUsToEpochMs, openProbes, type ProbeEvent, type Probes, type ReadOptions, type SocketStats } from '@meshlens/bpf';
 import { Topics, type DnsRecord, type Endpoint, type Owner, type TcpEvent, type TcpRecord } from '@meshlens/schemas';
 import { CgroupIndex } from './cgroup.js';
 import type { AgentConfig } from './config.js';
@@ -33,8 +33,24 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
-/** Records per output call within a sweep. */
-const SHIP_CHUNK = 4096;
+/**
+ * tcp records per output call within a sweep. Kafka: one message per partition per call, so
+ * large. stdout: small, so that records die young: held for a whole sweep (~2,200 records
+ * with 1,000 open sockets and 100 new connections/s) they were promoted to the old
+ * generation, and collecting that after every sweep cost the agent more CPU than the
+ * sweep itself (0.80% of a core vs 0.40-0.47% with 256; bench/RESULTS.md, issue 4).
+ */
+const SHIP_CHUNK = { kafka: 4096, stdout: 256 } as const;
+/**
+ * How far before a slot's end a socket must have opened to count as read by that slot's
+ * sweep: the two clocks are read once per sweep, a little apart.
+ */
+const OPENED_MARGIN_US = 1_000_000;
+/**
+ * Closed sockets are deleted from the kernel map in batches of this many as the sweep reads
+ * them, not after it: in a fast churn the map fills up while a sweep runs.
+ */
+const DELETE_CHUNK = 1024;
 
 interface Batch {
   tcp: TcpRecord[];
@@ -184,6 +200,9 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
 
   const produced = { tcp: 0, tcp_event: 0, dns: 0 };
   const sweeper = new TcpSweeper(ephemeralRange());
+  // After the first sweep, only sockets that may have changed since the previous one are
+  // read: an idle open socket costs user space nothing (and emits nothing anyway).
+  let since: ReadOptions['since'];
   let lastSweepMs = Date.now();
   let chain = Promise.resolve();
   const sweep = (slot: number): Promise<void> => {
@@ -192,21 +211,27 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       // ends of a connection opened or closed meanwhile, one may be read before that and the
       // other after, and their records would land a slot apart. A socket that opened or
       // closed after the slot ended is therefore left, entry and all, to the next sweep,
-      // which sees both ends done.
+      // which sees both ends done (closed ones are always read; opened ones through
+      // `since.openedUs`).
       const slotEndMs = slot + cfg.slotMs;
       const toEpochMs = monoToEpochConverter();
       const afterSlot = (us: number | null) => us !== null && toEpochMs(us) >= slotEndMs;
-      const stats: SocketStats[] = [];
-      const done: number[] = [];
-      for (const s of probes.readSocketStats(readScope)) {
-        if (afterSlot(s.openedUs) || (s.closed && afterSlot(s.closedUs))) continue;
-        if (s.closed) done.push(s.cookie);
-        stats.push(s);
-      }
-      probes.deleteSockets(done);
+      const slotEndMonoUs = monoNowUs() - (Date.now() - slotEndMs) * 1000;
+      const scan = probes.scanSocketStats({ ...readScope, since });
       for (const t of nat.values()) t.prune();
+      const done: number[] = [];
+      // Decoded, recorded and shipped one socket at a time: nothing of a socket but its
+      // record (and its reading, while open) outlives its turn.
+      function* current(): Generator<SocketStats> {
+        for (const s of scan) {
+          if (afterSlot(s.openedUs) || (s.closed && afterSlot(s.closedUs))) continue;
+          if (s.closed && done.push(s.cookie) === DELETE_CHUNK) probes.deleteSockets(done.splice(0));
+          yield s;
+        }
+        since = { updatedUs: scan.readUs, openedUs: slotEndMonoUs - OPENED_MARGIN_US };
+      }
       const owners = new Map<string, Owner>();
-      const swept = sweeper.sweep(stats, {
+      const swept = sweeper.sweep(current(), {
         slotStartMs: slot,
         slotMs: cfg.slotMs,
         // Most sockets of a sweep share a handful of owners: one object each, not one per record.
@@ -230,19 +255,24 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       // record and its serialized form at once, hundreds of MiB of heap for a moment.
       const synTimeouts: TcpEvent[] = [];
       let tcp: TcpRecord[] = [];
-      for (const { record, synTimeout } of swept) {
-        tcp.push(record);
-        if (synTimeout) synTimeouts.push(synTimeout);
-        if (tcp.length === SHIP_CHUNK) {
-          await ship({ tcp, tcp_event: [], dns: [] });
-          tcp = [];
+      try {
+        for (const { record, synTimeout } of swept) {
+          tcp.push(record);
+          if (synTimeout) synTimeouts.push(synTimeout);
+          if (tcp.length === SHIP_CHUNK[cfg.output]) {
+            await ship({ tcp, tcp_event: [], dns: [] });
+            tcp = [];
+          }
         }
+      } finally {
+        // Closed sockets read so far are done; the rest stay for the next sweep.
+        probes.deleteSockets(done);
       }
       for (const x of dns.expire(monoNowUs())) pending.dns.push(dnsRecord(x, eventCtx));
       await ship({ tcp, tcp_event: [...pending.tcp_event.splice(0), ...synTimeouts], dns: pending.dns.splice(0) });
       comms.clear();
       metrics.sweeps.inc();
-      metrics.sockets.set(stats.length);
+      metrics.sockets.set(scan.inScope);
       for (const [k, v] of Object.entries(probes.readCounters())) metrics.kernel.set({ counter: k }, v);
       metrics.dnsPending.set(dns.outstanding);
       metrics.natEntries.set([...nat.values()].reduce((n, t) => n + t.size, 0));

@@ -54,12 +54,15 @@ export class TcpSweeper {
     return this.prev.size;
   }
 
-  /** One socket at a time, so that a sweep of a full map never holds all its records at once. */
-  *sweep(stats: readonly SocketStats[], ctx: SweepContext): Generator<SweptSocket> {
+  /**
+   * One socket at a time, so that a sweep of a full map never holds all its records at once.
+   * Sockets left out of `stats` did nothing since their last reading.
+   */
+  *sweep(stats: Iterable<SocketStats>, ctx: SweepContext): Generator<SweptSocket> {
     for (const s of stats) {
       const before = this.prev.get(s.cookie);
       if (s.closed) this.prev.delete(s.cookie);
-      else this.prev.set(s.cookie, reading(s));
+      else if (before === undefined) this.prev.set(s.cookie, reading(s));
       if (before === undefined && s.preexisting) continue;
       const base = before ?? ZERO;
       // A counter that went down means the kernel entry was recreated under the same cookie:
@@ -73,6 +76,10 @@ export class TcpSweeper {
       const resetsSent = s.resetsSent - base.resetsSent;
       const resetsReceived = s.resetsReceived - base.resetsReceived;
       const opened = before === undefined;
+      const beforeHist = base.rttHist;
+      // The reading of an open socket is updated in place (it has lived long: a new one
+      // per sweep would be garbage for the old generation's collector).
+      if (before !== undefined && !s.closed) assign(before, s);
       // A close alone is not activity: a socket whose only change since its last record is
       // its close emits nothing. Its peer's close has usually landed in that last record's
       // slot already (both ends close within microseconds, the sweep runs in between), so a
@@ -107,7 +114,7 @@ export class TcpSweeper {
         resets_received: Math.max(0, resetsReceived),
         srtt_us: s.srttUs,
         min_rtt_us: s.minRttUs ?? 0,
-        rtt_hist: before ? subtractHistograms(s.rttHist, before.rttHist) : s.rttHist,
+        rtt_hist: before ? subtractHistograms(s.rttHist, beforeHist) : s.rttHist,
         opened,
         closed: s.closed,
       };
@@ -130,6 +137,18 @@ export class TcpSweeper {
       yield { record, synTimeout };
     }
   }
+}
+
+function assign(r: Reading, s: SocketStats): void {
+  r.bytesSent = s.bytesSent;
+  r.bytesReceived = s.bytesReceived;
+  r.segsOut = s.segsOut;
+  r.segsIn = s.segsIn;
+  r.retransSegs = s.retransSegs;
+  r.rtoCount = s.rtoCount;
+  r.resetsSent = s.resetsSent;
+  r.resetsReceived = s.resetsReceived;
+  r.rttHist = s.rttHist;
 }
 
 function reading(s: SocketStats): Reading {

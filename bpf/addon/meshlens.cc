@@ -360,14 +360,17 @@ class Probes : public Napi::ObjectWrap<Probes> {
     }
   }
 
-  // readSockets(deleteClosed, netns?: number[]) -> { keys, values, count, valueSize,
-  // spillKeys, spillValues, spillCount, spillValueSize, openNetns } (keys are u64 LE
-  // cookies). Sockets are read before their spilled histograms, so a sample spilled in
-  // between is in the histogram, not lost. Closed sockets are final once seen, so deleting
-  // them right after this read loses nothing. With `netns`, only sockets of those network
-  // namespaces are returned (filtered here, before JS decodes anything), and closed ones of
-  // other namespaces are deleted: nobody will ever be handed them. `openNetns`: the distinct
-  // namespaces of the open sockets read (before filtering).
+  // readSockets(deleteClosed, netns?: number[] | null, since?: { updatedUs, openedUs }) ->
+  // { keys, values, count, valueSize, spillKeys, spillValues, spillCount, spillValueSize,
+  // openNetns, inScope } (keys are u64 LE cookies). Sockets are read before their spilled
+  // histograms, so a sample spilled in between is in the histogram, not lost. Closed sockets
+  // are final once seen, so deleting them right after this read loses nothing. With `netns`,
+  // only sockets of those network namespaces are returned (filtered here, before JS decodes
+  // anything), and closed ones of other namespaces are deleted: nobody will ever be handed
+  // them. With `since`, an open socket is returned only if it was updated at or after
+  // `updatedUs` or opened at or after `openedUs` (CLOCK_MONOTONIC): an idle socket costs JS
+  // nothing. `openNetns`: the distinct namespaces of the open sockets read (before
+  // filtering); `inScope`: the sockets of those namespaces in the map, returned or not.
   Napi::Value ReadSockets(const Napi::CallbackInfo &info) {
     bool delete_closed = info[0].ToBoolean();
     bool filter = info.Length() > 1 && info[1].IsArray();
@@ -376,13 +379,20 @@ class Probes : public Napi::ObjectWrap<Probes> {
       auto arr = info[1].As<Napi::Array>();
       for (uint32_t i = 0; i < arr.Length(); i++) scope.insert(arr.Get(i).As<Napi::Number>().Uint32Value());
     }
+    bool changed_only = info.Length() > 2 && info[2].IsObject();
+    __u64 updated_since = 0, opened_since = 0;
+    if (changed_only) {
+      auto since = info[2].As<Napi::Object>();
+      updated_since = static_cast<__u64>(since.Get("updatedUs").As<Napi::Number>().DoubleValue()) * 1000;
+      opened_since = static_cast<__u64>(since.Get("openedUs").As<Napi::Number>().DoubleValue()) * 1000;
+    }
     int fd = MapFd("ml_socks"), spill_fd = MapFd("ml_hist_spill");
     std::vector<__u64> keys, spill_keys;
     std::vector<uint8_t> values, spill_values;
     BatchRead(fd, sizeof(struct ml_sock), keys, values);
     BatchRead(spill_fd, sizeof(struct ml_hist), spill_keys, spill_values);
     std::unordered_set<__u32> open_netns;
-    size_t kept = 0;
+    size_t kept = 0, in_scope_count = 0;
     for (size_t i = 0; i < keys.size(); i++) {
       auto *s = reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock));
       bool closed = s->flags & ML_SOCK_CLOSED;
@@ -393,6 +403,8 @@ class Probes : public Napi::ObjectWrap<Probes> {
         bpf_map_delete_elem(spill_fd, &keys[i]);
       }
       if (!in_scope) continue;
+      in_scope_count++;
+      if (changed_only && !closed && s->updated_ns < updated_since && s->opened_ns < opened_since) continue;
       if (kept != i) {
         keys[kept] = keys[i];
         memmove(values.data() + kept * sizeof(struct ml_sock), s, sizeof(struct ml_sock));
@@ -406,6 +418,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
     for (auto ns : open_netns) netns_out.Set(n++, ns);
     auto out = Napi::Object::New(env_);
     out.Set("openNetns", netns_out);
+    out.Set("inScope", static_cast<double>(in_scope_count));
     out.Set("keys", Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<uint8_t *>(keys.data()), keys.size() * 8));
     out.Set("values", Napi::Buffer<uint8_t>::Copy(env_, values.data(), values.size()));
     out.Set("count", static_cast<double>(keys.size()));

@@ -1,5 +1,5 @@
 export { openProbes } from './probes.js';
-export type { Probes, ProbeOptions, ReadOptions, Attachment, AdoptReport, Counters } from './probes.js';
+export type { Probes, ProbeOptions, ReadOptions, SocketScan, Attachment, AdoptReport, Counters } from './probes.js';
 export { errnoClass } from './decode.js';
 export type { SocketStats, TcpEvent, DnsPacketEvent, ProbeEvent, Endpoint, Owner, SocketRole, ErrnoClass } from './decode.js';
 export { parseDnsMessage, parseDnsPayload, DNS_TYPE } from './dns.js';

@@ -224,6 +224,17 @@ static __always_inline void refresh(struct ml_sock *s, struct tcp_sock *tp, __u6
 	s->updated_ns = now;
 }
 
+/* Whether refresh() would change anything but updated_ns. Every counter the other hooks
+ * keep (RTT samples, RTOs, resets) moves together with one of these: a sample needs an ACK
+ * (segs_in), an RTO a retransmission (segs_out, total_retrans), a reset a segment in or out;
+ * state changes refresh unconditionally. */
+static __always_inline bool counters_moved(const struct ml_sock *s, struct tcp_sock *tp)
+{
+	return s->segs_out != tp->segs_out || s->segs_in != tp->segs_in ||
+	       s->total_retrans != tp->total_retrans || s->bytes_sent != tp->bytes_sent ||
+	       s->srtt_us != tp->srtt_us >> 3 || s->state != tp_sk(tp)->__sk_common.skc_state;
+}
+
 static __always_inline struct ml_sock *sock_create(__u64 cookie, __u8 flags)
 {
 	__u32 zero = 0;
@@ -648,7 +659,9 @@ int ml_adopt(struct bpf_iter__tcp *ctx)
 
 /* Run in each network namespace right before user space reads the map: counters as of now
  * for every open tracked socket, receive-only ones included, without a hook on the data path.
- * Creates nothing (ml_adopt does) and leaves closed entries alone: their values are final. */
+ * Creates nothing (ml_adopt does) and leaves closed entries alone: their values are final.
+ * An entry whose counters did not move keeps its updated_ns, so a reader can skip the
+ * sockets that were idle since its previous read (readSockets' `since`). */
 SEC("iter/tcp")
 int ml_refresh(struct bpf_iter__tcp *ctx)
 {
@@ -669,7 +682,7 @@ int ml_refresh(struct bpf_iter__tcp *ctx)
 	if (!s || (s->flags & ML_SOCK_CLOSED))
 		return 0;
 	tp = bpf_skc_to_tcp_sock(skc);
-	if (!tp)
+	if (!tp || !counters_moved(s, tp))
 		return 0;
 	refresh(s, tp, bpf_ktime_get_ns());
 	return 0;

@@ -38,7 +38,7 @@ export interface NativeProbes {
   enumValues(name: string): Record<string, number>;
   setConfig(index: number, value: number): void;
   readCounters(): number[];
-  readSockets(deleteClosed: boolean, netns?: number[]): {
+  readSockets(deleteClosed: boolean, netns?: number[] | null, since?: { updatedUs: number; openedUs: number }): {
     keys: Buffer;
     values: Buffer;
     count: number;
@@ -49,6 +49,8 @@ export interface NativeProbes {
     spillValueSize: number;
     /** Distinct network namespaces of the open sockets read, before any netns filter. */
     openNetns: number[];
+    /** Sockets of the namespaces asked for, including those `since` left out. */
+    inScope: number;
   };
   deleteSockets(keys: Buffer): number;
   startEvents(cb: (records: Buffer[]) => void): void;

@@ -1,6 +1,6 @@
 /** openProbes(): load, attach and read the meshlens kernel programs. */
 import { Decoders, type ProbeEvent, type SocketStats } from './decode.js';
-import { cgroup2Mount, NetnsDirectory, type NetnsRef } from './host.js';
+import { cgroup2Mount, monoNowUs, NetnsDirectory, type NetnsRef } from './host.js';
 import { loadNative, OBJECT_PATH, type IterReport, type NativeProbes, type ProgramStats } from './native.js';
 
 export interface ProbeOptions {
@@ -39,7 +39,33 @@ export interface ReadOptions {
    * deleted from the map (nobody reads them). Default: every namespace on the host.
    */
   netns?: readonly NetnsRef[];
+  /**
+   * Only the open sockets that may have changed since an earlier read: updated (counters
+   * moved or state changed) at or after `updatedUs`, or opened at or after `openedUs`
+   * (CLOCK_MONOTONIC microseconds, as `SocketScan.readUs`). Closed sockets are always
+   * returned. Default: every socket.
+   */
+  since?: { updatedUs: number; openedUs: number };
 }
+
+/**
+ * One read of the socket map, decoded lazily, one socket per step: a sweep that handles
+ * each socket before taking the next never holds the map as objects.
+ */
+export interface SocketScan extends Iterable<SocketStats> {
+  /** Sockets returned. */
+  readonly count: number;
+  /** Sockets of the namespaces read, including those `since` left out. */
+  readonly inScope: number;
+  /** Every change made after this moment is in a later read with `since.updatedUs = readUs`. */
+  readonly readUs: number;
+}
+
+/**
+ * A hook takes its timestamp before it writes the entry: one that started just before a
+ * read's moment may write after the read passed the entry, stamped earlier than that moment.
+ */
+const STAMP_LAG_US = 1000;
 
 /** Kernel-side counters (drops and overflow included), summed over CPUs. */
 export type Counters = Record<string, number>;
@@ -53,6 +79,8 @@ export interface Probes {
   events(): AsyncIterableIterator<ProbeEvent>;
   /** Every tracked socket (of `netns`), counters as of now unless `refresh: false`. */
   readSocketStats(opts?: ReadOptions): SocketStats[];
+  /** The same read, decoded as it is iterated. */
+  scanSocketStats(opts?: ReadOptions): SocketScan;
   /** Forget sockets by cookie (e.g. after their final record was emitted). */
   deleteSockets(cookies: number[]): number;
   readCounters(): Counters;
@@ -68,6 +96,8 @@ export interface Probes {
 }
 
 const CFG_LIFECYCLE = 0;
+
+type RawRead = ReturnType<NativeProbes['readSockets']>;
 
 class ProbesImpl implements Probes {
   readonly attachments: Attachment[];
@@ -139,24 +169,29 @@ class ProbesImpl implements Probes {
   }
 
   readSocketStats(opts: ReadOptions = {}): SocketStats[] {
+    return [...this.scanSocketStats(opts)];
+  }
+
+  scanSocketStats(opts: ReadOptions = {}): SocketScan {
     const deleteClosed = opts.deleteClosed ?? false;
-    const scope = opts.netns?.map((n) => n.inode);
-    if (!((opts.refresh ?? true) && this.canRefresh)) return this.decode(this.native.readSockets(deleteClosed, scope));
+    const scope = opts.netns?.map((n) => n.inode) ?? null;
+    const read = (del: boolean) => this.native.readSockets(del, scope, opts.since);
+    if (!((opts.refresh ?? true) && this.canRefresh)) return this.scan(read(deleteClosed), monoNowUs() - STAMP_LAG_US);
     this.refresh(opts.netns ?? this.netns.list());
-    if (opts.netns) return this.decode(this.native.readSockets(deleteClosed, scope));
+    const readUs = monoNowUs() - STAMP_LAG_US;
+    if (opts.netns) return this.scan(read(deleteClosed), readUs);
     // An open socket in a namespace created since the last listing was not refreshed: list
     // again, refresh just those, and read once more. The first read deletes nothing, so
     // the second still has every closed socket.
-    const first = this.native.readSockets(false);
+    const first = read(false);
     const unseen = new Set(first.openNetns.filter((i) => !this.netns.known(i)));
     const fresh = unseen.size > 0 ? this.netns.relist(unseen) : [];
     if (fresh.length === 0) {
-      const out = this.decode(first);
-      if (deleteClosed) this.deleteSockets(out.filter((s) => s.closed).map((s) => s.cookie));
-      return out;
+      if (deleteClosed) this.deleteClosed(first);
+      return this.scan(first, readUs);
     }
     this.refresh(fresh);
-    return this.decode(this.native.readSockets(deleteClosed));
+    return this.scan(read(deleteClosed), readUs);
   }
 
   /** ml_refresh in each namespace; a path that went away is looked up again once. */
@@ -166,17 +201,30 @@ class ProbesImpl implements Probes {
     if (gone.size > 0) this.native.refresh(this.netns.relist(gone).map((n) => n.path));
   }
 
-  private decode(raw: ReturnType<NativeProbes['readSockets']>): SocketStats[] {
-    const spills = new Map<number, number>();
-    for (let i = 0; i < raw.spillCount; i++) spills.set(Number(raw.spillKeys.readBigUInt64LE(i * 8)), i * raw.spillValueSize);
-    const out: SocketStats[] = [];
+  private deleteClosed(raw: RawRead): void {
+    const keys: number[] = [];
     for (let i = 0; i < raw.count; i++) {
-      const cookie = Number(raw.keys.readBigUInt64LE(i * 8));
-      const at = spills.get(cookie);
-      const spill = at === undefined ? undefined : { buf: raw.spillValues, base: at };
-      out.push(this.decoders.socket(raw.values, i * raw.valueSize, cookie, spill));
+      if (this.decoders.socketClosed(raw.values, i * raw.valueSize)) keys.push(Number(raw.keys.readBigUInt64LE(i * 8)));
     }
-    return out;
+    this.deleteSockets(keys);
+  }
+
+  private scan(raw: RawRead, readUs: number): SocketScan {
+    const decoders = this.decoders;
+    return {
+      count: raw.count,
+      inScope: raw.inScope,
+      readUs,
+      *[Symbol.iterator]() {
+        const spills = new Map<number, number>();
+        for (let i = 0; i < raw.spillCount; i++) spills.set(Number(raw.spillKeys.readBigUInt64LE(i * 8)), i * raw.spillValueSize);
+        for (let i = 0; i < raw.count; i++) {
+          const cookie = Number(raw.keys.readBigUInt64LE(i * 8));
+          const at = spills.get(cookie);
+          yield decoders.socket(raw.values, i * raw.valueSize, cookie, at === undefined ? undefined : { buf: raw.spillValues, base: at });
+        }
+      },
+    };
   }
 
   deleteSockets(cookies: number[]): number {
