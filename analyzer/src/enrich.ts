@@ -3,17 +3,12 @@
  * owner the agent captured (pod UID beats IP: it survives hostNetwork and IP reuse), the
  * remote end from the IP index, then from DNS answers (`external:<name>`), then the bare IP.
  */
-import type { Endpoint, Owner } from '@meshlens/schemas';
+import type { Owner } from '@meshlens/schemas';
 import type { DnsNames } from './dns-names.js';
 import type { Identity, MetadataIndex } from './metadata-index.js';
 
 /** An Identity from the cluster index, or a remote the cluster does not know: named by DNS (external) or a bare IP. */
 export type SideLabel = Omit<Identity, 'kind'> & { kind: Identity['kind'] | 'external' | 'ip' };
-
-export interface Window {
-  fromMs: number;
-  toMs: number;
-}
 
 function isLoopback(ip: string): boolean {
   return ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.');
@@ -27,20 +22,21 @@ export class Enricher {
     private readonly names: DnsNames,
   ) {}
 
-  local(owner: Owner, ep: Endpoint, w: Window): SideLabel {
+  /** `ip` is the local address; the window is the record's time (epoch ms, `toMs` exclusive). */
+  local(owner: Owner, ip: string, fromMs: number, toMs: number): SideLabel {
     const byUid = owner.pod_uid ? this.index.podByUid(owner.pod_uid) : null;
-    const found = byUid ?? this.index.resolve(ep.ip, w.fromMs, w.toMs);
+    const found = byUid ?? this.index.resolve(ip, fromMs, toMs);
     if (found) return found.node && found.zone ? found : { ...found, node: found.node || owner.node, zone: found.zone || this.index.zoneOf(owner.node) };
     // An instrumented socket always has a node, even when its pod is not (yet) known.
     return { kind: 'node', node: owner.node, zone: this.index.zoneOf(owner.node), namespace: '', workload: `node:${owner.node}`, service: '', pod: '', podUid: owner.pod_uid ?? '' };
   }
 
-  /** `dialled` is the pre-NAT address (a service IP): it names the service when the pod behind it is unknown. */
-  remote(ep: Endpoint, w: Window, dialled: Endpoint | null = null): SideLabel {
-    const found = this.index.resolve(ep.ip, w.fromMs, w.toMs) ?? (dialled ? this.index.resolve(dialled.ip, w.fromMs, w.toMs) : null);
+  /** `dialledIp` is the pre-NAT address (a service IP), '' for none: it names the service when the pod behind it is unknown. */
+  remote(ip: string, fromMs: number, toMs: number, dialledIp = ''): SideLabel {
+    const found = this.index.resolve(ip, fromMs, toMs) ?? (dialledIp ? this.index.resolve(dialledIp, fromMs, toMs) : null);
     if (found) return found;
-    const name = this.names.nameOf(ep.ip, w.toMs) ?? (dialled ? this.names.nameOf(dialled.ip, w.toMs) : null);
-    const workload = name ? `external:${name}` : ep.ip;
+    const name = this.names.nameOf(ip, toMs) ?? (dialledIp ? this.names.nameOf(dialledIp, toMs) : null);
+    const workload = name ? `external:${name}` : ip;
     return { kind: name ? 'external' : 'ip', node: '', zone: '', namespace: '', workload, service: '', pod: '', podUid: '' };
   }
 

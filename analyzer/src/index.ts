@@ -1,6 +1,7 @@
 export { startAnalyzer, type Analyzer } from './analyzer.js';
 export { analyzerConfigSchema, configFromEnv, type AnalyzerConfig, type AnalyzerConfigInput } from './config.js';
 export { Matcher, type FlowGroup } from './matcher.js';
+export { HeldSide } from './held-side.js';
 export { MetadataIndex } from './metadata-index.js';
 export { DnsNames } from './dns-names.js';
 export { Enricher } from './enrich.js';

@@ -4,15 +4,16 @@
  * is what lets a replay after a crash reproduce an insert exactly (and ClickHouse drop it by
  * its token). No I/O, no clocks; time is the slots the records carry.
  */
-import { mergeHistograms, type TcpRecord } from '@meshlens/schemas';
+import type { TcpRecord } from '@meshlens/schemas';
 import { isLoopback } from './enrich.js';
+import { HeldSide } from './held-side.js';
 
 export interface FlowGroup {
   key: string;
   slotStartMs: number;
   slotMs: number;
-  client: TcpRecord | null;
-  server: TcpRecord | null;
+  client: HeldSide | null;
+  server: HeldSide | null;
   /** Arrived after the watermark had passed its slot: stored as is, never matched. */
   late: boolean;
   /** Emitted before its grace period ended because the partition held too many records. */
@@ -35,25 +36,6 @@ function keyOf(r: TcpRecord): string {
   const b = r.remote;
   const key = a.ip < b.ip || (a.ip === b.ip && a.port <= b.port) ? `${a.ip}|${a.port}|${b.ip}|${b.port}` : `${b.ip}|${b.port}|${a.ip}|${a.port}`;
   return isLoopback(a.ip) ? `${key}@${r.owner.node}/${r.owner.netns}` : key;
-}
-
-/** Two records of one side in one slot: a 4-tuple reused within the slot. Counters add up. */
-function mergeSide(a: TcpRecord, b: TcpRecord): TcpRecord {
-  return {
-    ...b,
-    bytes_sent: a.bytes_sent + b.bytes_sent,
-    bytes_received: a.bytes_received + b.bytes_received,
-    segs_sent: a.segs_sent + b.segs_sent,
-    segs_received: a.segs_received + b.segs_received,
-    retrans_segs: a.retrans_segs + b.retrans_segs,
-    rto_count: a.rto_count + b.rto_count,
-    resets_sent: a.resets_sent + b.resets_sent,
-    resets_received: a.resets_received + b.resets_received,
-    min_rtt_us: Math.min(a.min_rtt_us, b.min_rtt_us),
-    rtt_hist: mergeHistograms(a.rtt_hist, b.rtt_hist),
-    opened: a.opened || b.opened,
-    closed: a.closed || b.closed,
-  };
 }
 
 export interface MatcherLimits {
@@ -99,7 +81,8 @@ export class Matcher {
   add(r: TcpRecord, offset: number, out: FlowGroup[]): boolean {
     if (r.slot_start_ms < this.watermarkMs) {
       if (offset <= this.emittedThrough) return false;
-      out.push({ key: keyOf(r), slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? r : null, server: r.role === 'server' ? r : null, late: true, capFlushed: false });
+      const side = new HeldSide(r);
+      out.push({ key: keyOf(r), slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? side : null, server: r.role === 'server' ? side : null, late: true, capFlushed: false });
       return true;
     }
     if (r.slot_start_ms > this.maxSlotMs) this.maxSlotMs = r.slot_start_ms;
@@ -115,8 +98,9 @@ export class Matcher {
       slot.groups.set(key, g);
     }
     const prev = r.role === 'client' ? g.client : g.server;
-    if (r.role === 'client') g.client = prev ? mergeSide(prev, r) : r;
-    else g.server = prev ? mergeSide(prev, r) : r;
+    const side = prev ? HeldSide.merge(prev, r) : new HeldSide(r);
+    if (r.role === 'client') g.client = side;
+    else g.server = side;
     if (!prev && ++this.heldCount > this.maxHeld) this.closeOldestSlot(out);
     return true;
   }

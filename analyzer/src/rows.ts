@@ -3,10 +3,10 @@
  * tables as schemas/migrations/ leave them; every label is resolved as of the record's time.
  * Times are epoch milliseconds: the RowBinary encoder writes them as the column's ticks.
  */
-import { bucketOf, toBucketRun, type BucketRun, type DnsRecord, type Owner, type TcpEvent } from '@meshlens/schemas';
+import { bucketOf, type DnsRecord, type Owner, type TcpEvent } from '@meshlens/schemas';
 import { Enricher, type SideLabel } from './enrich.js';
 import type { FlowGroup } from './matcher.js';
-import { StringMapEntries, type ByteWriter } from './row-binary.js';
+import { SparseRun, StringMapEntries, type ByteWriter } from './row-binary.js';
 
 /** Each side's attrs keys as RowBinary Strings (a one-byte length: all are short ASCII). */
 function attrKeys(side: 'client' | 'server') {
@@ -57,7 +57,7 @@ export type FlowRow = Record<string, unknown>;
  */
 export type UnmatchedReason = 'peer_not_instrumented' | 'peer_missing' | 'memory_cap';
 
-const NO_RUN: BucketRun = { first: 0, counts: [] };
+const EMPTY: readonly number[] = [];
 
 /**
  * Flow rows built into one object, overwritten by the next: rows are encoded as soon as they
@@ -67,6 +67,8 @@ const NO_RUN: BucketRun = { first: 0, counts: [] };
 export class FlowRows {
   readonly row: FlowRow = {};
   private readonly attrs = new OwnerAttrs();
+  private readonly clientRun = new SparseRun();
+  private readonly serverRun = new SparseRun();
 
   constructor(private readonly enrich: Enricher) {}
 
@@ -75,19 +77,25 @@ export class FlowRows {
     const enrich = this.enrich;
     const c = g.client;
     const s = g.server;
-    const any = (c ?? s)!;
-    const w = { fromMs: g.slotStartMs, toMs: g.slotStartMs + g.slotMs };
-    const clientEp = c ? c.local : any.remote;
-    const serverEp = s ? s.local : any.remote;
-    const cl: SideLabel = c ? enrich.local(c.owner, c.local, w) : enrich.remote(s!.remote, w);
-    const sl: SideLabel = s ? enrich.local(s.owner, s.local, w) : enrich.remote(c!.remote, w, c!.remote_orig);
+    const from = g.slotStartMs;
+    const to = g.slotStartMs + g.slotMs;
+    const one = (c ?? s)!;
+    const clientIp = c ? c.local_ip : one.remote_ip;
+    const serverIp = s ? s.local_ip : one.remote_ip;
+    const cl: SideLabel = c ? enrich.local(c.owner, c.local_ip, from, to) : enrich.remote(s!.remote_ip, from, to);
+    const sl: SideLabel = s ? enrich.local(s.owner, s.local_ip, from, to) : enrich.remote(c!.remote_ip, from, to, c!.orig_ip);
     const sameNetns = c !== null && s !== null && c.owner.node === s.owner.node && c.owner.netns === s.owner.netns;
     this.attrs.client = c ? c.owner : null;
     this.attrs.server = s ? s.owner : null;
     const peer = c ? sl : cl;
-    // tcp_flows stores histograms as runs (migration 0008); the sparse column names are aliases.
-    const cRun = c ? toBucketRun(c.rtt_hist) : NO_RUN;
-    const sRun = s ? toBucketRun(s.rtt_hist) : NO_RUN;
+    // tcp_flows stores histograms as runs (migration 0008), written from the sparse arrays;
+    // the sparse column names are aliases.
+    const cRun = this.clientRun;
+    const sRun = this.serverRun;
+    cRun.idx = c ? c.rtt_idx : EMPTY;
+    cRun.cnt = c ? c.rtt_cnt : EMPTY;
+    sRun.idx = s ? s.rtt_idx : EMPTY;
+    sRun.cnt = s ? s.rtt_cnt : EMPTY;
     // Every property is set on every call, in one order: the object keeps one shape, and the
     // sink names the table's columns from the first row's keys.
     const row = this.row;
@@ -95,12 +103,12 @@ export class FlowRows {
     row.slot_ms = g.slotMs;
     row.observed = c && s ? 'both' : c ? 'client' : 'server';
     row.late = g.late;
-    row.path = Enricher.path(clientEp.ip, serverEp.ip, cl, sl, sameNetns);
-    row.client_ip = clientEp.ip;
-    row.client_port = clientEp.port;
-    row.server_ip = serverEp.ip;
-    row.server_port = serverEp.port;
-    row.service_ip = c?.remote_orig?.ip ?? '';
+    row.path = Enricher.path(clientIp, serverIp, cl, sl, sameNetns);
+    row.client_ip = clientIp;
+    row.client_port = c ? c.local_port : one.remote_port;
+    row.server_ip = serverIp;
+    row.server_port = s ? s.local_port : one.remote_port;
+    row.service_ip = c ? c.orig_ip : '';
     row.client_node = cl.node;
     row.client_zone = cl.zone;
     row.client_namespace = cl.namespace;
@@ -129,10 +137,10 @@ export class FlowRows {
     row.server_srtt_us = s?.srtt_us ?? 0;
     row.client_min_rtt_us = c?.min_rtt_us ?? 0;
     row.server_min_rtt_us = s?.min_rtt_us ?? 0;
-    row.client_rtt_first_bucket = cRun.first;
-    row.client_rtt_bucket_counts = cRun.counts;
-    row.server_rtt_first_bucket = sRun.first;
-    row.server_rtt_bucket_counts = sRun.counts;
+    row.client_rtt_first_bucket = c && c.rtt_idx.length > 0 ? c.rtt_idx[0]! : 0;
+    row.client_rtt_bucket_counts = cRun;
+    row.server_rtt_first_bucket = s && s.rtt_idx.length > 0 ? s.rtt_idx[0]! : 0;
+    row.server_rtt_bucket_counts = sRun;
     row.opened = Boolean(c?.opened || s?.opened);
     row.closed = Boolean(c?.closed || s?.closed);
     row.attrs = this.attrs;
@@ -141,9 +149,8 @@ export class FlowRows {
 }
 
 export function eventRow(e: TcpEvent, enrich: Enricher): Record<string, unknown> {
-  const w = { fromMs: e.ts_ms, toMs: e.ts_ms + 1 };
-  const l = enrich.local(e.owner, e.local, w);
-  const r = enrich.remote(e.remote, w, e.remote_orig);
+  const l = enrich.local(e.owner, e.local.ip, e.ts_ms, e.ts_ms + 1);
+  const r = enrich.remote(e.remote.ip, e.ts_ms, e.ts_ms + 1, e.remote_orig?.ip);
   return {
     ts: e.ts_ms,
     kind: e.kind,
@@ -174,9 +181,8 @@ const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED
 const QTYPES: Record<number, string> = { 1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 15: 'MX', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 65: 'HTTPS' };
 
 export function dnsRow(d: DnsRecord, enrich: Enricher): Record<string, unknown> {
-  const w = { fromMs: d.ts_ms, toMs: d.ts_ms + 1 };
-  const l = enrich.local(d.owner, d.client, w);
-  const server = enrich.remote(d.server, w);
+  const l = enrich.local(d.owner, d.client.ip, d.ts_ms, d.ts_ms + 1);
+  const server = enrich.remote(d.server.ip, d.ts_ms, d.ts_ms + 1);
   return {
     ts: d.ts_ms,
     client_ip: d.client.ip,

@@ -2,7 +2,8 @@
 // restored state skips what was already emitted.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Matcher, type FlowGroup } from '../src/index.js';
+import { mergeHistograms } from '@meshlens/schemas';
+import { HeldSide, Matcher, type FlowGroup } from '../src/index.js';
 import { SLOT_MS, T0, connection } from './harness.js';
 
 const A = { ip: '10.0.0.1', port: 40000, node: 'n1' };
@@ -25,7 +26,7 @@ describe('Matcher', () => {
     m.add(connection(3, A, B, T0 + 2 * SLOT_MS).client, 8, out);
     m.advance(out);
     assert.equal(out.length, 1);
-    assert.deepEqual([out[0]!.client, out[0]!.server, out[0]!.late], [c.client, c.server, false]);
+    assert.deepEqual([out[0]!.client, out[0]!.server, out[0]!.late], [new HeldSide(c.client), new HeldSide(c.server), false]);
     assert.equal(m.heldFromOffset(), 7);
   });
 
@@ -45,7 +46,7 @@ describe('Matcher', () => {
     m.add(connection(3, E, B, T0).client, 5, out);
     m.add(connection(3, E, B, T0 + 3 * SLOT_MS).server, 6, out);
     m.advanceTo(m.closeAllWatermark(), out);
-    const shape = (g: FlowGroup) => [g.slotStartMs - T0, g.client?.local.ip ?? null, g.server ? g.server.slot_start_ms - T0 : null];
+    const shape = (g: FlowGroup) => [g.slotStartMs - T0, g.client?.local_ip ?? null, g.server ? g.server.slot_start_ms - T0 : null];
     assert.deepEqual(out.map(shape).sort(), [
       [0, '10.0.0.1', SLOT_MS],
       [0, '10.0.0.4', null],
@@ -109,7 +110,7 @@ describe('Matcher', () => {
       [T0, true, false, false, true],
     ]);
     // Nothing is lost: the servers of the closed slot come out late, the later slot is still held whole.
-    assert.deepEqual(unit2.map((g) => [g.server?.local.port, g.late, g.capFlushed]), [
+    assert.deepEqual(unit2.map((g) => [g.server?.local_port, g.late, g.capFlushed]), [
       [80, true, false],
       [80, true, false],
       [80, true, false],
@@ -122,5 +123,22 @@ describe('Matcher', () => {
     const replayed = run(restored, committed.offset);
     assert.equal(restored.held, m.held);
     assert.deepEqual(replayed.map((g) => [g.key, g.late, g.capFlushed]), unit2.map((g) => [g.key, g.late, g.capFlushed]));
+  });
+
+  it('adds up two records of one side in one slot (a reused 4-tuple), fields of the later one', () => {
+    const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+    const first = connection(1, A, B, T0).client;
+    const again = { ...connection(2, A, B, T0).client, opened: false, closed: true, min_rtt_us: first.min_rtt_us + 1 };
+    const out: FlowGroup[] = [];
+    m.add({ ...first, opened: true, closed: false }, 1, out);
+    m.add(again, 2, out);
+    assert.equal(m.held, 1);
+    m.advanceTo(T0 + 1, out);
+    const c = out[0]!.client!;
+    assert.deepEqual(
+      [c.bytes_sent, c.segs_received, c.retrans_segs, c.min_rtt_us, c.srtt_us, c.opened, c.closed, c.owner, c.local_port],
+      [first.bytes_sent + again.bytes_sent, first.segs_received + again.segs_received, first.retrans_segs + again.retrans_segs, first.min_rtt_us, again.srtt_us, true, true, again.owner, A.port],
+    );
+    assert.deepEqual({ idx: c.rtt_idx, cnt: c.rtt_cnt }, mergeHistograms(first.rtt_hist, again.rtt_hist));
   });
 });

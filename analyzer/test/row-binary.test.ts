@@ -6,9 +6,10 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
-import type { TcpRecord } from '@meshlens/schemas';
+import { toBucketRun, type TcpRecord } from '@meshlens/schemas';
 import { clickhouseClient } from '@meshlens/schemas/clickhouse';
-import { ClickHouseSink, createMetrics, DnsNames, Enricher, FlowRows, MetadataIndex, type FlowGroup } from '../src/index.js';
+import { ClickHouseSink, createMetrics, DnsNames, Enricher, FlowRows, HeldSide, MetadataIndex, type FlowGroup } from '../src/index.js';
+import { SparseRun } from '../src/row-binary.js';
 import { T0, connection } from './harness.js';
 
 const hooks = { beforeRetry: async () => {}, onStall: () => {} };
@@ -89,7 +90,9 @@ describe('RowBinary inserts', () => {
     // Numbers at every digit-count edge of the 32-bit path, past it, and a container or none.
     const c: TcpRecord = { ...client, owner: { ...client.owner, pid: 0, cgroup_id: 2 ** 32 - 1, netns: 2 ** 32, container_id: null } };
     const s: TcpRecord = { ...server, owner: { ...server.owner, pid: 99_999, cgroup_id: 2 ** 53 - 1, netns: 1e9, container_id: 'c'.repeat(64) } };
-    const group = (client: TcpRecord | null, server: TcpRecord | null): FlowGroup => ({ key: '', slotStartMs: T0, slotMs: 10_000, client, server, late: false, capFlushed: false });
+    const group = (client: TcpRecord | null, server: TcpRecord | null): FlowGroup => ({
+      key: '', slotStartMs: T0, slotMs: 10_000, client: client && new HeldSide(client), server: server && new HeldSide(server), late: false, capFlushed: false,
+    });
     const groups = [group(c, s), group(c, null), group(null, s), group({ ...c, owner: { ...c.owner, pid: 1e5, cgroup_id: 9, netns: 10, container_id: 'x' } }, null)];
     const objectForm = (g: FlowGroup) => {
       const out: Record<string, string> = {};
@@ -116,5 +119,33 @@ describe('RowBinary inserts', () => {
     );
     flows.build(groups[0]!);
     await assert.rejects(insert(sink, 'number_map', [{ attrs: flows.row.attrs }], 'token-6'), { name: 'RowBinaryTypeError', message: /cannot take string entries/ });
+  });
+
+  it('writes a sparse histogram as its run, as toBucketRun spells it, and only into unsigned integer arrays', async () => {
+    await ch.command({ query: 'CREATE TABLE runs (n UInt32, c32 Array(UInt32), c16 Array(UInt16)) ENGINE = MergeTree ORDER BY n' });
+    await ch.command({ query: 'CREATE TABLE run_names (names Array(String)) ENGINE = MergeTree ORDER BY tuple()' });
+    await sink.load();
+    // Empty, one bucket, neighbours, gaps, the last bucket, and counts at each width's edges.
+    const hists = [
+      { idx: [], cnt: [] },
+      { idx: [0], cnt: [1] },
+      { idx: [17, 18, 19], cnt: [3, 65535, 1] },
+      { idx: [5, 9, 40], cnt: [2, 4_294_967_295, 7] },
+      { idx: [367], cnt: [256] },
+    ];
+    const batch = sink.batch('runs');
+    hists.forEach((h, n) => {
+      const run = new SparseRun();
+      run.idx = h.idx;
+      run.cnt = h.cnt;
+      batch.add({ n, c32: run, c16: run });
+    });
+    await sink.insert(batch, 'token-7', hooks);
+    const rs = await ch.query({ query: 'SELECT c32, c16 FROM runs ORDER BY n', format: 'JSONEachRow' });
+    assert.deepEqual(
+      await rs.json(),
+      hists.map((h) => ({ c32: toBucketRun(h).counts, c16: toBucketRun(h).counts.map((c) => c & 0xffff) })),
+    );
+    await assert.rejects(insert(sink, 'run_names', [{ names: new SparseRun() }], 'token-8'), { name: 'RowBinaryTypeError', message: /cannot take a sparse run/ });
   });
 });
