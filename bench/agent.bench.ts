@@ -6,8 +6,11 @@
  *  3. loopback slowdown with the agent running vs. without, interleaved rounds, medians
  *     (target <= 3%), using bench/loadgen.c.
  *   node --import tsx bench/agent.bench.ts [seconds=60] [churn=1000000] [rounds=5]
- * Output goes to /dev/null through --output stdout: the cost measured is the agent's own,
- * not a broker's; Kafka shipping is measured by the pipeline benchmark. CPU is the
+ * Output goes to /dev/null through --output stdout by default: the cost measured is the
+ * agent's own, not a broker's. AGENT_BENCH_OUTPUT=kafka AGENT_BENCH_BROKERS=host:port runs
+ * it with --output kafka instead (the production default: frames, zstd, kafkajs), against
+ * brokers the bench is pointed at, e.g. an embedded `meshlens infra up`. AGENT_BENCH_PARTS
+ * (default 1,2,3) picks which of the three parts run. CPU is the
  * CPU-seconds of the agent process, all its threads and all its child processes
  * (/proc/<pid>/stat), over whole slots after a warm-up; idle and loaded windows
  * interleaved, medians. The agent watches the whole host, so other processes' sockets
@@ -30,6 +33,11 @@ execFileSync('cc', ['-O2', '-pthread', '-o', loadgen, join(root, 'bench/loadgen.
 const CLK_TCK = 100;
 const SLOT_MS = 10_000;
 const WARMUP_SWEEPS = 2;
+const OUTPUT = process.env.AGENT_BENCH_OUTPUT ?? 'stdout';
+const PARTS = new Set((process.env.AGENT_BENCH_PARTS ?? '1,2,3').split(',').map(Number));
+if (OUTPUT !== 'stdout' && OUTPUT !== 'kafka') throw new Error(`AGENT_BENCH_OUTPUT=${OUTPUT}: stdout or kafka`);
+if (OUTPUT === 'kafka' && !process.env.AGENT_BENCH_BROKERS) throw new Error('AGENT_BENCH_OUTPUT=kafka needs AGENT_BENCH_BROKERS=host:port');
+const outputArgs = OUTPUT === 'kafka' ? ['--output', 'kafka', '--brokers', process.env.AGENT_BENCH_BROKERS!] : ['--output', 'stdout'];
 
 /**
  * CPU-seconds of a process, its threads and its children, live (conntrack's event follower,
@@ -81,8 +89,10 @@ interface Agent extends ChildProcess {
 
 async function startAgent(): Promise<Agent> {
   const port = await freePort();
-  const agent = spawn(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', 'agent', '--output', 'stdout', '--metrics-port', String(port), '--slot-ms', String(SLOT_MS)], {
+  const agent = spawn(process.execPath, ['--import', 'tsx', 'cli/src/main.ts', 'agent', ...outputArgs, '--metrics-port', String(port), '--slot-ms', String(SLOT_MS)], {
     cwd: root,
+    // A spool of the bench's own, should the brokers go away.
+    env: { ...process.env, MESHLENS_AGENT_SPOOL_DIR: join(dir, 'spool') },
     stdio: ['ignore', openSync('/dev/null', 'w'), 'pipe'],
   }) as Agent;
   agent.metricsUrl = `http://127.0.0.1:${port}`;
@@ -154,49 +164,55 @@ async function agentCpu(secs: number, during: () => Promise<ChildProcess[]>): Pr
 }
 
 try {
-  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, node ${process.version}, ${new Date().toISOString()}`);
-  const runs: Record<'idle' | 'busy', Awaited<ReturnType<typeof agentCpu>>[]> = { idle: [], busy: [] };
-  for (let r = 0; r < rounds; r++) {
-    for (const side of r % 2 ? (['busy', 'idle'] as const) : (['idle', 'busy'] as const)) {
-      runs[side].push(await agentCpu(seconds, side === 'idle' ? async () => [] : () => load(1000, seconds + 40, 100)));
-    }
-  }
-  const show = (xs: Awaited<ReturnType<typeof agentCpu>>[]) =>
-    `median ${median(xs.map((x) => x.cpuPct)).toFixed(3)}% of a core [${xs.map((x) => x.cpuPct.toFixed(3)).join(', ')}], ` +
-    `RSS ${median(xs.map((x) => x.rss)).toFixed(0)} MiB, sockets at the last sweep [${xs.map((x) => x.sockets).join(', ')}]`;
-  console.log(`1. agent CPU idle: ${show(runs.idle)}`);
-  console.log(`1. agent CPU with 1,000 open sockets + 100 new conn/s: ${show(runs.busy)}`);
-
-  const many = await agentCpu(Math.max(30, seconds / 2), () => load(25_000, Math.max(30, seconds / 2) + 40, 0));
-  console.log(`2a. 50k concurrent sockets (25k loopback connections): agent RSS peak ${many.rss.toFixed(0)} MiB, CPU ${many.cpuPct.toFixed(2)}%`);
-  {
-    const agent = await startAgent();
-    const rssAt: number[] = [];
-    const step = churn / 5;
-    for (let i = 0; i < 5; i++) {
-      execFileSync(loadgen, ['short', String(step)]);
-      rssAt.push(rssMiB(agent.pid!));
-    }
-    await stop(agent);
-    console.log(`2b. RSS after each ${step.toLocaleString('en')} of ${churn.toLocaleString('en')} short connections: ${rssAt.map((r) => r.toFixed(0)).join(', ')} MiB`);
-  }
-
-  const rate: Record<'off' | 'on', { short: number[]; bulk: number[] }> = { off: { short: [], bulk: [] }, on: { short: [], bulk: [] } };
-  for (let r = 0; r < rounds; r++) {
-    for (const side of r % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-      const agent = side === 'on' ? await startAgent() : null;
-      try {
-        rate[side].short.push(5000 / Number(execFileSync(loadgen, ['short', '5000']).toString()));
-        rate[side].bulk.push(2000 / Number(execFileSync(loadgen, ['bulk', '2000']).toString()));
-      } finally {
-        if (agent) await stop(agent);
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, node ${process.version}, ${new Date().toISOString()}, --output ${OUTPUT}`);
+  if (PARTS.has(1)) {
+    const runs: Record<'idle' | 'busy', Awaited<ReturnType<typeof agentCpu>>[]> = { idle: [], busy: [] };
+    for (let r = 0; r < rounds; r++) {
+      for (const side of r % 2 ? (['busy', 'idle'] as const) : (['idle', 'busy'] as const)) {
+        runs[side].push(await agentCpu(seconds, side === 'idle' ? async () => [] : () => load(1000, seconds + 40, 100)));
       }
     }
+    const show = (xs: Awaited<ReturnType<typeof agentCpu>>[]) =>
+      `median ${median(xs.map((x) => x.cpuPct)).toFixed(3)}% of a core [${xs.map((x) => x.cpuPct.toFixed(3)).join(', ')}], ` +
+      `RSS ${median(xs.map((x) => x.rss)).toFixed(0)} MiB, sockets at the last sweep [${xs.map((x) => x.sockets).join(', ')}]`;
+    console.log(`1. agent CPU idle: ${show(runs.idle)}`);
+    console.log(`1. agent CPU with 1,000 open sockets + 100 new conn/s: ${show(runs.busy)}`);
   }
-  for (const [mode, unit] of [['short', 'conn/s'], ['bulk', 'MiB/s']] as const) {
-    const a = median(rate.off[mode]);
-    const b = median(rate.on[mode]);
-    console.log(`3. ${mode}: without agent ${a.toFixed(0)} ${unit}, with agent ${b.toFixed(0)} ${unit}, slowdown ${(((a - b) / a) * 100).toFixed(1)}% (median of ${rounds})`);
+
+  if (PARTS.has(2)) {
+    const many = await agentCpu(Math.max(30, seconds / 2), () => load(25_000, Math.max(30, seconds / 2) + 40, 0));
+    console.log(`2a. 50k concurrent sockets (25k loopback connections): agent RSS peak ${many.rss.toFixed(0)} MiB, CPU ${many.cpuPct.toFixed(2)}%`);
+    {
+      const agent = await startAgent();
+      const rssAt: number[] = [];
+      const step = churn / 5;
+      for (let i = 0; i < 5; i++) {
+        execFileSync(loadgen, ['short', String(step)]);
+        rssAt.push(rssMiB(agent.pid!));
+      }
+      await stop(agent);
+      console.log(`2b. RSS after each ${step.toLocaleString('en')} of ${churn.toLocaleString('en')} short connections: ${rssAt.map((r) => r.toFixed(0)).join(', ')} MiB`);
+    }
+  }
+
+  if (PARTS.has(3)) {
+    const rate: Record<'off' | 'on', { short: number[]; bulk: number[] }> = { off: { short: [], bulk: [] }, on: { short: [], bulk: [] } };
+    for (let r = 0; r < rounds; r++) {
+      for (const side of r % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+        const agent = side === 'on' ? await startAgent() : null;
+        try {
+          rate[side].short.push(5000 / Number(execFileSync(loadgen, ['short', '5000']).toString()));
+          rate[side].bulk.push(2000 / Number(execFileSync(loadgen, ['bulk', '2000']).toString()));
+        } finally {
+          if (agent) await stop(agent);
+        }
+      }
+    }
+    for (const [mode, unit] of [['short', 'conn/s'], ['bulk', 'MiB/s']] as const) {
+      const a = median(rate.off[mode]);
+      const b = median(rate.on[mode]);
+      console.log(`3. ${mode}: without agent ${a.toFixed(0)} ${unit}, with agent ${b.toFixed(0)} ${unit}, slowdown ${(((a - b) / a) * 100).toFixed(1)}% (median of ${rounds})`);
+    }
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

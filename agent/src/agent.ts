@@ -15,7 +15,7 @@ import { serveHealthAndMetrics } from '@meshlens/schemas/health-http';
 import { jsonLine, tcpJsonLine } from './json-lines.js';
 import { agentMetrics, type AgentMetrics } from './metrics.js';
 import { NatTable } from './nat.js';
-import { framesByPartition } from './partition.js';
+import { TcpFrames, framesByPartition } from './partition.js';
 import { Shipper } from './shipper.js';
 import { slotStart, everySlot } from './slots.js';
 import { Spool } from './spool.js';
@@ -34,13 +34,10 @@ export interface AgentHandle {
 }
 
 /**
- * tcp records per output call within a sweep. Kafka: one message per partition per call, so
- * large. stdout: small, so that records die young: held for a whole sweep (~2,200 records
- * with 1,000 open sockets and 100 new connections/s) they were promoted to the old
- * generation, and collecting that after every sweep cost the agent more CPU than the
- * sweep itself (0.80% of a core vs 0.40-0.47% with 256; bench/RESULTS.md, issue 4).
+ * JSON lines per write with `--output stdout`: few, so that the lines die young (the Kafka
+ * output holds encoded frames instead; see TcpFrames).
  */
-const SHIP_CHUNK = { kafka: 4096, stdout: 256 } as const;
+const STDOUT_LINES = 256;
 /**
  * How far before a slot's end a socket must have opened to count as read by that slot's
  * sweep: the two clocks are read once per sweep, a little apart.
@@ -56,6 +53,17 @@ interface Batch {
   tcp: TcpRecord[];
   tcp_event: TcpEvent[];
   dns: DnsRecord[];
+}
+
+/**
+ * Where records go. tcp records are handed over one at a time as a sweep makes them and
+ * kept only in their output form, so that none outlives its turn; the rest (few) at the
+ * sweep's end, which also ships whatever the output still holds.
+ */
+interface Output {
+  /** Takes `r`; a promise when something had to be shipped before going on. */
+  tcp(r: TcpRecord): Promise<void> | undefined;
+  end(b: Pick<Batch, 'tcp_event' | 'dns'>): Promise<void>;
 }
 
 function ephemeralRange(): (port: number) => boolean {
@@ -104,7 +112,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
 
   // Kafka first: if it is configured but unreachable we still start (and spool), but the
   // partition counts must be known, so a first contact is attempted here.
-  let send: (b: Batch) => Promise<void>;
+  let output: Output;
   let shipper: Shipper | null = null;
   let spool: Spool | null = null;
   if (cfg.output === 'kafka') {
@@ -113,21 +121,31 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     spool = new Spool({ dir: cfg.spool.dir, maxBytes: cfg.spool.maxBytes });
     shipper = new Shipper({ kafka, spool, log });
     const s = shipper;
-    send = async (b) => {
-      await s.send([
-        ...framesByPartition('tcp', b.tcp, partitions.get(Topics.tcp)!),
-        ...framesByPartition('tcp_event', b.tcp_event, partitions.get(Topics.tcp_event)!),
-        ...framesByPartition('dns', b.dns, partitions.get(Topics.dns)!),
-      ]);
+    const tcp = new TcpFrames(partitions.get(Topics.tcp)!);
+    output = {
+      tcp: (r) => {
+        const full = tcp.add(r);
+        return full ? s.send(full) : undefined;
+      },
+      end: (b) =>
+        s.send([...tcp.take(), ...framesByPartition('tcp_event', b.tcp_event, partitions.get(Topics.tcp_event)!), ...framesByPartition('dns', b.dns, partitions.get(Topics.dns)!)]),
     };
   } else {
-    send = async (b) => {
-      const lines = [
-        ...b.tcp.map(tcpJsonLine),
-        ...b.tcp_event.map((r) => jsonLine('tcp_event', r)),
-        ...b.dns.map((r) => jsonLine('dns', r)),
-      ];
+    let lines: string[] = [];
+    const write = () => {
       if (lines.length) stdout.write(lines.join('\n') + '\n');
+      lines = [];
+    };
+    output = {
+      tcp: (r) => {
+        if (lines.push(tcpJsonLine(r)) === STDOUT_LINES) write();
+        return undefined;
+      },
+      end: async (b) => {
+        for (const r of b.tcp_event) lines.push(jsonLine('tcp_event', r));
+        for (const r of b.dns) lines.push(jsonLine('dns', r));
+        write();
+      },
     };
   }
 
@@ -199,6 +217,10 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   });
 
   const produced = { tcp: 0, tcp_event: 0, dns: 0 };
+  const count = (type: keyof Batch, n: number) => {
+    metrics.records.inc({ type }, n);
+    produced[type] += n;
+  };
   const sweeper = new TcpSweeper(ephemeralRange());
   // After the first sweep, only sockets that may have changed since the previous one are
   // read: an idle open socket costs user space nothing (and emits nothing anyway).
@@ -244,32 +266,25 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
         translate: (s: SocketStats) => natFor(s.owner.netns)?.translate(s.local, s.remote) ?? null,
         toEpochMs: monoUsToEpochMs,
       });
-      const ship = async (batch: Batch) => {
-        for (const type of ['tcp', 'tcp_event', 'dns'] as const) {
-          metrics.records.inc({ type }, batch[type].length);
-          produced[type] += batch[type].length;
-        }
-        await send(batch);
-      };
-      // Shipped in chunks: a sweep of a full map (65,536 sockets) would otherwise hold every
-      // record and its serialized form at once, hundreds of MiB of heap for a moment.
       const synTimeouts: TcpEvent[] = [];
-      let tcp: TcpRecord[] = [];
+      let tcp = 0;
       try {
         for (const { record, synTimeout } of swept) {
-          tcp.push(record);
+          tcp++;
           if (synTimeout) synTimeouts.push(synTimeout);
-          if (tcp.length === SHIP_CHUNK[cfg.output]) {
-            await ship({ tcp, tcp_event: [], dns: [] });
-            tcp = [];
-          }
+          const shipping = output.tcp(record);
+          if (shipping) await shipping;
         }
       } finally {
         // Closed sockets read so far are done; the rest stay for the next sweep.
         probes.deleteSockets(done);
+        count('tcp', tcp);
       }
       for (const x of dns.expire(monoNowUs())) pending.dns.push(dnsRecord(x, eventCtx));
-      await ship({ tcp, tcp_event: [...pending.tcp_event.splice(0), ...synTimeouts], dns: pending.dns.splice(0) });
+      const events = { tcp_event: [...pending.tcp_event.splice(0), ...synTimeouts], dns: pending.dns.splice(0) };
+      count('tcp_event', events.tcp_event.length);
+      count('dns', events.dns.length);
+      await output.end(events);
       comms.clear();
       metrics.sweeps.inc();
       metrics.sockets.set(scan.inScope);

@@ -3,7 +3,7 @@
  * connection key, so a connection's client and server records, sent by different agents,
  * land on one partition where one analyzer instance can match them.
  */
-import { Topics, connectionKey, encodeFrame, partitionOf, type RecordOf, type RecordTypeName } from '@meshlens/schemas';
+import { TcpFrameBuilder, Topics, connectionKey, encodeFrame, partitionOf, type RecordOf, type RecordTypeName, type TcpRecord } from '@meshlens/schemas';
 import type { SpooledMessage } from './spool.js';
 
 type AgentRecordType = Exclude<RecordTypeName, 'metadata'>;
@@ -28,4 +28,38 @@ export function framesByPartition<T extends AgentRecordType>(
     else groups.set(p, [r]);
   }
   return [...groups].map(([partition, rs]) => ({ topic, partition, value: encodeFrame(type, rs) }));
+}
+
+/**
+ * tcp records -> frames per partition, a record at a time as a sweep makes them: the sweep
+ * holds their encoded bytes, not the records (held for a whole sweep, records were promoted
+ * to V8's old generation and collecting them cost more CPU than the sweep; bench/RESULTS.md,
+ * issue 4). A partition's frame is closed early at `maxRecords`, which bounds a message.
+ */
+export class TcpFrames {
+  private readonly builders = new Map<number, TcpFrameBuilder>();
+
+  constructor(
+    private readonly partitions: number,
+    private readonly maxRecords = 4096,
+    private readonly topic: string = Topics.tcp,
+  ) {}
+
+  /** Adds `r`; returns its partition's message if that frame is now full, else null. */
+  add(r: TcpRecord): SpooledMessage[] | null {
+    const partition = partitionOf(keyOf.tcp(r), this.partitions);
+    let b = this.builders.get(partition);
+    if (!b) this.builders.set(partition, (b = new TcpFrameBuilder()));
+    b.add(r);
+    return b.count >= this.maxRecords ? this.messages(partition, b) : null;
+  }
+
+  /** One message per partition for everything added since the last call. */
+  take(): SpooledMessage[] {
+    return [...this.builders].flatMap(([partition, b]) => this.messages(partition, b));
+  }
+
+  private messages(partition: number, b: TcpFrameBuilder): SpooledMessage[] {
+    return b.finish().map((value) => ({ topic: this.topic, partition, value }));
+  }
 }

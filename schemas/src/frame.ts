@@ -25,7 +25,7 @@ import { Packr } from 'msgpackr';
 import { compress, decompress } from 'zstd-napi';
 import zstdBinding from 'zstd-napi/binding.js';
 import { RecordType, recordSchemas, type RecordOf, type RecordTypeName, type TcpRecord } from './records.js';
-import { TcpCodecError, decodeTcpPayload, encodeTcpPayload } from './tcp-codec.js';
+import { TcpCodecError, TcpPayloadBuilder, decodeTcpPayload, encodeTcpPayload } from './tcp-codec.js';
 
 export const FRAME_MAGIC = 0x534e4c4d; // "MLNS" read as u32 LE
 export const FRAME_VERSION = 2;
@@ -79,18 +79,52 @@ export interface FrameHeader {
 
 export function encodeFrame<T extends RecordTypeName>(type: T, records: readonly RecordOf[T][]): Buffer {
   const binary = type === 'tcp' ? encodeTcpPayload(records as readonly TcpRecord[]) : null;
-  const raw = binary ?? packr.pack(records);
+  return frameOf(type, binary ? TCP_BINARY_VERSION : 1, records.length, binary ?? packr.pack(records));
+}
+
+function frameOf(type: RecordTypeName, version: number, count: number, raw: Buffer): Buffer {
   const payload = compress(raw, { compressionLevel: ZSTD_LEVEL });
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
   frame.writeUInt32LE(FRAME_MAGIC, 0);
-  frame.writeUInt8(binary ? TCP_BINARY_VERSION : 1, 4);
+  frame.writeUInt8(version, 4);
   frame.writeUInt8(RecordType[type], 5);
   frame.writeUInt16LE(0, 6);
-  frame.writeUInt32LE(records.length, 8);
+  frame.writeUInt32LE(count, 8);
   frame.writeUInt32LE(raw.length, 12);
   frame.writeUInt32LE(payload.length, 16);
   payload.copy(frame, FRAME_HEADER_BYTES);
   return frame;
+}
+
+/**
+ * A version-2 tcp frame built a record at a time: what it holds is the records' bytes, not
+ * the records. A record the binary form cannot hold is kept as it is and goes out in a
+ * version-1 frame of its own beside it (encodeFrame would send the whole batch as version
+ * 1), so it still reaches the analyzer's validation and dead-letter reason.
+ */
+export class TcpFrameBuilder {
+  private payload = new TcpPayloadBuilder();
+  private odd: TcpRecord[] = [];
+
+  /** Records added since the last finish(). */
+  get count(): number {
+    return this.payload.count + this.odd.length;
+  }
+
+  add(r: TcpRecord): void {
+    if (!this.payload.add(r)) this.odd.push(r);
+  }
+
+  /** The frames of the records added since the last call (none if none), and a fresh start. */
+  finish(): Buffer[] {
+    if (this.count === 0) return [];
+    const frames: Buffer[] = [];
+    if (this.payload.count) frames.push(frameOf('tcp', TCP_BINARY_VERSION, this.payload.count, this.payload.finish()));
+    if (this.odd.length) frames.push(frameOf('tcp', 1, this.odd.length, packr.pack(this.odd)));
+    this.payload = new TcpPayloadBuilder();
+    this.odd = [];
+    return frames;
+  }
 }
 
 export function readFrameHeader(frame: Uint8Array, maxRawBytes = DEFAULT_MAX_RAW_BYTES): FrameHeader {

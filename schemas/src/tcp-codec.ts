@@ -33,8 +33,12 @@ export class TcpCodecError extends Error {
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
 class Writer {
-  buf = Buffer.allocUnsafe(64 * 1024);
+  buf: Buffer;
   pos = 0;
+
+  constructor(size = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
 
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -58,78 +62,121 @@ const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSa
 
 /** The payload for `records`, or null when one of them cannot be written exactly. */
 export function encodeTcpPayload(records: readonly TcpRecord[]): Buffer | null {
-  const strings = new Map<string, number>();
-  const owners = new Map<Owner, number>();
-  const str = (s: unknown): number => {
+  const b = new TcpPayloadBuilder();
+  for (const r of records) if (!b.add(r)) return null;
+  return b.finish();
+}
+
+/**
+ * Builds one payload a record at a time, so that a producer holds the bytes of the records
+ * it has made, not the records (the agent's sweep: records die young instead of living
+ * until the frame is written). Each string and owner is written once, when first met.
+ */
+export class TcpPayloadBuilder {
+  private readonly strings = new Map<string, number>();
+  private readonly owners = new Map<Owner, number>();
+  /** The owners' section: an owner is written when it is first met, its strings with it. */
+  private readonly head = new Writer(1024);
+  private readonly body = new Writer();
+  /** Records written so far. */
+  count = 0;
+
+  private str(s: unknown): number {
     if (typeof s !== 'string') return -1;
-    let i = strings.get(s);
-    if (i === undefined) strings.set(s, (i = strings.size));
+    let i = this.strings.get(s);
+    if (i === undefined) this.strings.set(s, (i = this.strings.size));
     return i;
-  };
-  const body = new Writer();
-  const endpoint = (e: Endpoint | null | undefined): boolean => {
-    if (typeof e !== 'object' || e === null) return false;
-    const ip = str(e.ip);
-    if (ip < 0 || !isUint(e.port)) return false;
-    body.varint(ip);
-    body.varint(e.port);
-    return true;
-  };
-  for (const r of records) {
-    if (typeof r !== 'object' || r === null || (r.role !== 'client' && r.role !== 'server')) return null;
-    if (typeof r.opened !== 'boolean' || typeof r.closed !== 'boolean' || typeof r.owner !== 'object' || r.owner === null) return null;
-    body.ensure(1);
-    body.buf[body.pos++] = (r.role === 'server' ? 1 : 0) | (r.opened ? 2 : 0) | (r.closed ? 4 : 0) | (r.remote_orig !== null ? 8 : 0);
-    let owner = owners.get(r.owner);
-    if (owner === undefined) owners.set(r.owner, (owner = owners.size));
-    for (const v of [r.slot_start_ms, r.slot_ms, owner, r.sock_cookie]) {
-      if (!isUint(v)) return null;
-      body.varint(v);
-    }
-    if (!endpoint(r.local) || !endpoint(r.remote) || (r.remote_orig !== null && !endpoint(r.remote_orig))) return null;
-    for (const v of [r.bytes_sent, r.bytes_received, r.segs_sent, r.segs_received, r.retrans_segs, r.rto_count, r.resets_sent, r.resets_received, r.srtt_us, r.min_rtt_us]) {
-      if (!isUint(v)) return null;
-      body.varint(v);
-    }
-    const h = r.rtt_hist;
-    if (typeof h !== 'object' || h === null || !Array.isArray(h.idx) || !Array.isArray(h.cnt) || h.idx.length !== h.cnt.length) return null;
-    body.varint(h.idx.length);
-    let prev = -1;
-    for (const i of h.idx) {
-      if (!isUint(i) || i <= prev) return null;
-      body.varint(i - prev);
-      prev = i;
-    }
-    for (const c of h.cnt) {
-      if (!isUint(c)) return null;
-      body.varint(c);
-    }
   }
-  const head = new Writer();
-  for (const o of owners.keys()) {
-    const node = str(o.node);
-    const comm = str(o.comm);
-    if (node < 0 || comm < 0 || !isUint(o.netns) || !isUint(o.cgroup_id) || !isUint(o.pid)) return null;
-    if ((o.container_id !== null && typeof o.container_id !== 'string') || (o.pod_uid !== null && typeof o.pod_uid !== 'string')) return null;
-    // Owners are written after the records so their strings are known; the string table leads.
+
+  private endpoint(e: Endpoint | null | undefined): boolean {
+    if (typeof e !== 'object' || e === null) return false;
+    const ip = this.str(e.ip);
+    if (ip < 0 || !isUint(e.port)) return false;
+    this.body.varint(ip);
+    this.body.varint(e.port);
+    return true;
+  }
+
+  private owner(o: Owner): number {
+    let i = this.owners.get(o);
+    if (i !== undefined) return i;
+    const node = this.str(o.node);
+    const comm = this.str(o.comm);
+    if (node < 0 || comm < 0 || !isUint(o.netns) || !isUint(o.cgroup_id) || !isUint(o.pid)) return -1;
+    if ((o.container_id !== null && typeof o.container_id !== 'string') || (o.pod_uid !== null && typeof o.pod_uid !== 'string')) return -1;
+    const head = this.head;
     head.varint(node);
     head.varint(o.netns);
     head.varint(o.cgroup_id);
     head.varint(o.pid);
     head.varint(comm);
-    head.varint(o.container_id === null ? 0 : str(o.container_id) + 1);
-    head.varint(o.pod_uid === null ? 0 : str(o.pod_uid) + 1);
+    head.varint(o.container_id === null ? 0 : this.str(o.container_id) + 1);
+    head.varint(o.pod_uid === null ? 0 : this.str(o.pod_uid) + 1);
+    this.owners.set(o, (i = this.owners.size));
+    return i;
   }
-  const out = new Writer();
-  out.varint(strings.size);
-  for (const s of strings.keys()) {
-    const n = Buffer.byteLength(s);
-    out.varint(n);
-    out.ensure(n);
-    out.pos += out.buf.write(s, out.pos, n, 'utf8');
+
+  /**
+   * Writes `r`, or writes nothing and returns false when it cannot be written exactly (a
+   * string or owner it introduced may stay in the tables: unused, harmless to decoders).
+   */
+  add(r: TcpRecord): boolean {
+    const body = this.body;
+    const start = body.pos;
+    if (this.write(r)) {
+      this.count++;
+      return true;
+    }
+    body.pos = start;
+    return false;
   }
-  out.varint(owners.size);
-  return Buffer.concat([out.buf.subarray(0, out.pos), head.buf.subarray(0, head.pos), body.buf.subarray(0, body.pos)]);
+
+  private write(r: TcpRecord): boolean {
+    const body = this.body;
+    if (typeof r !== 'object' || r === null || (r.role !== 'client' && r.role !== 'server')) return false;
+    if (typeof r.opened !== 'boolean' || typeof r.closed !== 'boolean' || typeof r.owner !== 'object' || r.owner === null) return false;
+    const owner = this.owner(r.owner);
+    if (owner < 0) return false;
+    body.ensure(1);
+    body.buf[body.pos++] = (r.role === 'server' ? 1 : 0) | (r.opened ? 2 : 0) | (r.closed ? 4 : 0) | (r.remote_orig !== null ? 8 : 0);
+    for (const v of [r.slot_start_ms, r.slot_ms, owner, r.sock_cookie]) {
+      if (!isUint(v)) return false;
+      body.varint(v);
+    }
+    if (!this.endpoint(r.local) || !this.endpoint(r.remote) || (r.remote_orig !== null && !this.endpoint(r.remote_orig))) return false;
+    for (const v of [r.bytes_sent, r.bytes_received, r.segs_sent, r.segs_received, r.retrans_segs, r.rto_count, r.resets_sent, r.resets_received, r.srtt_us, r.min_rtt_us]) {
+      if (!isUint(v)) return false;
+      body.varint(v);
+    }
+    const h = r.rtt_hist;
+    if (typeof h !== 'object' || h === null || !Array.isArray(h.idx) || !Array.isArray(h.cnt) || h.idx.length !== h.cnt.length) return false;
+    body.varint(h.idx.length);
+    let prev = -1;
+    for (const i of h.idx) {
+      if (!isUint(i) || i <= prev) return false;
+      body.varint(i - prev);
+      prev = i;
+    }
+    for (const c of h.cnt) {
+      if (!isUint(c)) return false;
+      body.varint(c);
+    }
+    return true;
+  }
+
+  /** The payload of the records added (the builder is done with). */
+  finish(): Buffer {
+    const out = new Writer(4096);
+    out.varint(this.strings.size);
+    for (const s of this.strings.keys()) {
+      const n = Buffer.byteLength(s);
+      out.varint(n);
+      out.ensure(n);
+      out.pos += out.buf.write(s, out.pos, n, 'utf8');
+    }
+    out.varint(this.owners.size);
+    return Buffer.concat([out.buf.subarray(0, out.pos), this.head.buf.subarray(0, this.head.pos), this.body.buf.subarray(0, this.body.pos)]);
+  }
 }
 
 class Reader {

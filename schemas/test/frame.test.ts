@@ -5,6 +5,7 @@ import { compress, decompress } from 'zstd-napi';
 import {
   FRAME_HEADER_BYTES,
   FrameError,
+  TcpFrameBuilder,
   decodeFrame,
   encodeFrame,
   readFrameHeader,
@@ -185,6 +186,40 @@ describe('tcp frames in the binary form (version 2)', () => {
     const m = encodeFrame('tcp', missing as unknown as TcpRecord[]);
     assert.equal(readFrameHeader(m).version, 1);
     assert.deepEqual(decodeFrame(m).invalid.map((x) => x.index), [2]);
+  });
+
+  it('built a record at a time decode to the same records as encodeFrame, and start afresh after finish', () => {
+    const records = sampleTcpRecords(300, 14);
+    const b = new TcpFrameBuilder();
+    for (const r of records) b.add(r);
+    assert.equal(b.count, 300);
+    const [frame, ...rest] = b.finish();
+    assert.equal(rest.length, 0);
+    assert.equal(readFrameHeader(frame!).version, 2);
+    assert.deepEqual(decodeFrame(frame!).records, decodeFrame(encodeFrame('tcp', records)).records);
+    // Owners are written once each, as encodeFrame does.
+    const shared = records.map((r) => ({ ...r, owner: records[0]!.owner }));
+    for (const r of shared) b.add(r);
+    const [again] = b.finish();
+    assert.equal(again!.length, encodeFrame('tcp', shared).length);
+    assert.deepEqual(decodeFrame(again!).records, shared);
+    assert.equal(b.count, 0);
+    assert.deepEqual(b.finish(), []);
+  });
+
+  it('built a record at a time send a record the binary form cannot hold in a version-1 frame beside the rest', () => {
+    const records = sampleTcpRecords(4, 15);
+    const bad = structuredClone(records[1]!) as unknown as Record<string, unknown>;
+    // Fails after its owner and endpoints were written: nothing of it may stay in the payload.
+    bad.rtt_hist = { idx: [3, 2], cnt: [1, 1] };
+    const b = new TcpFrameBuilder();
+    for (const r of [records[0]!, bad as unknown as TcpRecord, records[2]!, records[3]!]) b.add(r);
+    const frames = b.finish();
+    assert.deepEqual(frames.map((f) => readFrameHeader(f).version), [2, 1]);
+    assert.deepEqual(decodeFrame(frames[0]!).records, [records[0], records[2], records[3]]);
+    const odd = decodeFrame(frames[1]!);
+    assert.deepEqual(odd.records, []);
+    assert.equal(odd.invalid.length, 1);
   });
 
   it('are refused for other record types', () => {
