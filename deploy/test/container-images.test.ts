@@ -12,7 +12,9 @@ import { CHART } from './support/kube-tools.js';
 const ROOT = join(import.meta.dirname, '..', '..');
 const DIR = join(ROOT, 'deploy', 'images');
 const files = readdirSync(DIR).filter((f) => f.endsWith('.Containerfile')).sort();
-const pnpmVersion = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { packageManager: string }).packageManager.replace(/^pnpm@/, '');
+const rootPackage = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { packageManager: string; pnpm?: { patchedDependencies?: Record<string, string> } };
+const pnpmVersion = rootPackage.packageManager.replace(/^pnpm@/, '');
+const patches = Object.values(rootPackage.pnpm?.patchedDependencies ?? {});
 const chartUid = (parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as { image: { uid: number } }).image.uid;
 
 /** Instructions with continuation lines joined and comments dropped. */
@@ -49,6 +51,12 @@ describe('container image build files', () => {
         const installs = runs.filter((r) => /\bpnpm install\b/.test(r));
         assert.ok(installs.length > 0);
         for (const r of installs) assert.match(r, /--frozen-lockfile/);
+      });
+
+      it('copies the dependency patches before installing (a frozen install fails without them)', () => {
+        const firstInstall = ins.findIndex((i) => i.op === 'RUN' && /\bpnpm install\b/.test(i.args));
+        const copied = ins.slice(0, firstInstall).filter((i) => i.op === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+        for (const p of patches) assert.ok(copied.some((c) => p.startsWith(c.replace(/\/?$/, '/')) || c === p), `${f}: ${p} not copied before pnpm install`);
       });
 
       it('copies only files that exist in the repository', () => {
