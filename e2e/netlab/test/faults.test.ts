@@ -61,19 +61,22 @@ test('5% loss makes a bulk TCP transfer retransmit, as nstat in the sender names
     // Original data segments, not bytes asked for: iperf3 -n stops with data still in its socket buffer.
     return { retrans: after.TcpRetransSegs! - before.TcpRetransSegs!, sent: after.TcpExtTCPOrigDataSent! - before.TcpExtTCPOrigDataSent! };
   };
-  // Without loss only the odd spurious tail-loss probe, when a busy machine delays an ACK.
+  // Without loss only spurious retransmits (tail-loss probes when a busy machine delays an
+  // ACK): 3-48 per ~2900 segments in earlier CI runs, and 84-192 when this file's ping-loss
+  // tests ran just before (12 in isolation; cause not found). The loss is judged against
+  // this same-run baseline rather than against zero.
   const clean = await transfer();
   t.diagnostic(`no loss: ${clean.retrans} retransmits for ${clean.sent} data segments`);
   assert.ok(clean.sent > 1000, `only ${clean.sent} data segments sent`);
-  assert.ok(clean.retrans <= 0.01 * clean.sent, `${clean.retrans} retransmits without any loss configured`);
   await lab.setLoss('a', 'c', 0.05);
   try {
     const lossy = await transfer();
     t.diagnostic(`5% loss: ${lossy.retrans} retransmits for ${lossy.sent} data segments (${(lossy.retrans / lossy.sent).toFixed(4)})`);
     // Each data segment is lost with p and every lost one is sent again at least once: for
-    // ~2300 segments that is ~115 (sd ~10), so half of it is over 5 standard deviations away.
+    // ~2900 segments that is ~145 (sd ~12) over the baseline, so half of it is 6 sd away.
     assert.ok(lossy.sent > 1000, `only ${lossy.sent} data segments sent`);
-    assert.ok(lossy.retrans >= 0.5 * 0.05 * lossy.sent, `only ${lossy.retrans} retransmits`);
+    const added = lossy.retrans - (clean.retrans * lossy.sent) / clean.sent;
+    assert.ok(added >= 0.5 * 0.05 * lossy.sent, `only ${lossy.retrans} retransmits, ${added.toFixed(0)} over the no-loss baseline`);
   } finally {
     await lab.setLoss('a', 'c', 0);
   }
