@@ -16,7 +16,17 @@ function isLoopback(ip: string): boolean {
 
 export type PathKind = 'network' | 'same_node' | 'same_pod' | 'loopback';
 
+/** More nodes than any cluster has: past it the labels below are dropped and made again. */
+const MAX_NODE_LABELS = 10_000;
+
 export class Enricher {
+  /**
+   * The label of an instrumented socket whose pod is not known, by node: one object per node
+   * for all its rows instead of an object and a `node:` string per row (a new string that
+   * the row encoder would flatten first). Labels are read, never changed, by their users.
+   */
+  private readonly nodeLabels = new Map<string, SideLabel>();
+
   constructor(
     private readonly index: MetadataIndex,
     private readonly names: DnsNames,
@@ -27,8 +37,19 @@ export class Enricher {
     const byUid = owner.pod_uid ? this.index.podByUid(owner.pod_uid) : null;
     const found = byUid ?? this.index.resolve(ip, fromMs, toMs);
     if (found) return found.node && found.zone ? found : { ...found, node: found.node || owner.node, zone: found.zone || this.index.zoneOf(owner.node) };
-    // An instrumented socket always has a node, even when its pod is not (yet) known.
-    return { kind: 'node', node: owner.node, zone: this.index.zoneOf(owner.node), namespace: '', workload: `node:${owner.node}`, service: '', pod: '', podUid: owner.pod_uid ?? '' };
+    return this.nodeLabel(owner);
+  }
+
+  /** An instrumented socket always has a node, even when its pod is not (yet) known. */
+  private nodeLabel(owner: Owner): SideLabel {
+    const zone = this.index.zoneOf(owner.node);
+    const podUid = owner.pod_uid ?? '';
+    const known = this.nodeLabels.get(owner.node);
+    if (known && known.zone === zone && known.podUid === podUid) return known;
+    const label: SideLabel = { kind: 'node', node: owner.node, zone, namespace: '', workload: `node:${owner.node}`, service: '', pod: '', podUid };
+    if (this.nodeLabels.size >= MAX_NODE_LABELS) this.nodeLabels.clear();
+    this.nodeLabels.set(owner.node, label);
+    return label;
   }
 
   /** `dialledIp` is the pre-NAT address (a service IP), '' for none: it names the service when the pod behind it is unknown. */

@@ -6,7 +6,7 @@
  * both the same mutated records and requires that this never accepts what zod rejects.
  */
 import { isIP } from 'node:net';
-import { isValidSparse } from '@meshlens/schemas';
+import { isValidSparse, type Owner, type SparseHistogram, type TcpPayloadReader } from '@meshlens/schemas';
 
 type Obj = Record<string, unknown>;
 
@@ -41,22 +41,26 @@ function isPlainIPv4(s: string): boolean {
   return i === n;
 }
 
+const isAddress = (s: string): boolean => isPlainIPv4(s) || isIP(s) !== 0;
+
 function isEndpoint(v: unknown): boolean {
-  return isObj(v) && typeof v.ip === 'string' && (isPlainIPv4(v.ip) || isIP(v.ip) !== 0) && isUint(v.port, 0xffff);
+  return isObj(v) && typeof v.ip === 'string' && isAddress(v.ip) && isUint(v.port, 0xffff);
 }
+
+/** The checks of an owner beyond its types (all a decoded version-2 owner needs). */
+const isOwnerInRange = (o: Owner): boolean => o.node.length > 0 && o.pid <= 0xffffffff && o.comm.length <= 16;
 
 function isOwner(v: unknown): boolean {
   return (
     isObj(v) &&
     typeof v.node === 'string' &&
-    v.node.length > 0 &&
     isCount(v.netns) &&
     isCount(v.cgroup_id) &&
     isUint(v.pid, 0xffffffff) &&
     typeof v.comm === 'string' &&
-    v.comm.length <= 16 &&
     (v.container_id === null || typeof v.container_id === 'string') &&
-    (v.pod_uid === null || typeof v.pod_uid === 'string')
+    (v.pod_uid === null || typeof v.pod_uid === 'string') &&
+    isOwnerInRange(v as Owner)
   );
 }
 
@@ -93,4 +97,61 @@ export function certainlyValidTcpRecord(v: unknown): boolean {
     (v.remote_orig === null || isEndpoint(v.remote_orig)) &&
     isHistogram(v.rtt_hist)
   );
+}
+
+/** By string or owner index: 0 not checked yet, 1 valid, 2 not. */
+type Verdicts = Uint8Array;
+
+function remember(verdicts: Verdicts, i: number, ok: boolean): boolean {
+  verdicts[i] = ok ? 1 : 2;
+  return ok;
+}
+
+/**
+ * The fast check for the records of a version-2 tcp payload, on the reader's flat fields:
+ * the decoder already guarantees every type and that every number is a non-negative safe
+ * integer, so what is left are ranges. Addresses and owners are the frame's shared strings
+ * and objects, each checked once per frame however many records use it.
+ */
+export class TcpPayloadCheck {
+  private reader: TcpPayloadReader | null = null;
+  private addresses: Verdicts = new Uint8Array(0);
+  private owners: Verdicts = new Uint8Array(0);
+  /** isValidSparse's argument, re-pointed per record instead of made. */
+  private readonly hist: SparseHistogram = { idx: [], cnt: [] };
+
+  /** Whether the record the reader is on is certainly valid; false leaves it to zod. */
+  valid(r: TcpPayloadReader): boolean {
+    if (r !== this.reader) {
+      this.reader = r;
+      this.addresses = new Uint8Array(r.strings.length);
+      this.owners = new Uint8Array(r.owners.length);
+    }
+    this.hist.idx = r.rtt_idx;
+    this.hist.cnt = r.rtt_cnt;
+    return (
+      r.slot_ms > 0 &&
+      r.slot_ms <= 3_600_000 &&
+      r.srtt_us <= 0xffffffff &&
+      r.min_rtt_us <= 0xffffffff &&
+      r.local_port <= 0xffff &&
+      r.remote_port <= 0xffff &&
+      r.orig_port <= 0xffff &&
+      this.address(r.local_ip_index) &&
+      this.address(r.remote_ip_index) &&
+      (r.orig_ip_index < 0 || this.address(r.orig_ip_index)) &&
+      this.owner(r) &&
+      isValidSparse(this.hist)
+    );
+  }
+
+  private address(i: number): boolean {
+    const v = this.addresses[i];
+    return v === 0 ? remember(this.addresses, i, isAddress(this.reader!.strings[i]!)) : v === 1;
+  }
+
+  private owner(r: TcpPayloadReader): boolean {
+    const v = this.owners[r.owner_index];
+    return v === 0 ? remember(this.owners, r.owner_index, isOwnerInRange(r.owner)) : v === 1;
+  }
 }

@@ -4,8 +4,9 @@
  * partition moves on.
  */
 import type { IHeaders } from 'kafkajs';
-import { FrameError, decodeFrame, recordSchemas, type InvalidRecord, type RecordOf, type RecordTypeName } from '@meshlens/schemas';
-import { certainlyValidTcpRecord } from './fast-validate.js';
+import { FrameError, decodeFrame, recordSchemas, type InvalidRecord, type RecordOf, type RecordTypeName, type TcpPayloadReader, type TcpRecord } from '@meshlens/schemas';
+import { certainlyValidTcpRecord, TcpPayloadCheck } from './fast-validate.js';
+import { HeldSide } from './held-side.js';
 
 export interface DeadLetter {
   kind: 'frame' | 'record';
@@ -17,8 +18,11 @@ export interface DeadLetter {
   recordIndex: number | null;
 }
 
+/** What the analyzer works on: tcp records as the matcher holds them, every other type as decoded. */
+export type IngestedRecord<T extends RecordTypeName> = T extends 'tcp' ? HeldSide : RecordOf[T];
+
 export interface Ingested<T extends RecordTypeName> {
-  records: RecordOf[T][];
+  records: IngestedRecord<T>[];
   dead: DeadLetter[];
 }
 
@@ -26,13 +30,13 @@ export function ingest<T extends RecordTypeName>(expected: T, value: Buffer | nu
   if (value === null) return { records: [], dead: [frameDeadLetter('empty', 'message has no value', Buffer.alloc(0))] };
   try {
     const fast = expected === 'tcp';
-    const frame = decodeFrame(value, { validate: !fast });
+    const frame = decodeFrame(value, { validate: !fast, tcpRecord: fast ? heldOrRecord(new TcpPayloadCheck()) : undefined });
     if (frame.header.type !== expected) {
       return { records: [], dead: [frameDeadLetter('wrong_record_type', `${frame.header.type} records on a topic of ${expected} records`, value)] };
     }
     const { records, invalid } = fast ? validateTcp(frame.records) : { records: frame.records, invalid: frame.invalid };
     return {
-      records: records as RecordOf[T][],
+      records: records as IngestedRecord<T>[],
       dead: invalid.map((bad) => ({
         kind: 'record',
         reason: /record \d+: ([^:]*)/.exec(bad.reason)?.[1] ?? 'invalid',
@@ -47,23 +51,31 @@ export function ingest<T extends RecordTypeName>(expected: T, value: Buffer | nu
   }
 }
 
-/** The fast check first; zod decides (and explains) whatever the fast check does not accept outright. */
-function validateTcp(decoded: unknown[]): { records: unknown[]; invalid: InvalidRecord[] } {
-  const records: unknown[] = [];
+/**
+ * A version-2 tcp record the fast check accepts is read straight into its held form; any
+ * other becomes a TcpRecord for validateTcp (and zod) to decide on.
+ */
+function heldOrRecord(check: TcpPayloadCheck): (r: TcpPayloadReader) => HeldSide | TcpRecord {
+  return (r) => (check.valid(r) ? new HeldSide(r) : r.record());
+}
+
+/** The fast check first (already done for sides read held); zod decides (and explains) whatever the fast check does not accept outright. */
+function validateTcp(decoded: unknown[]): { records: HeldSide[]; invalid: InvalidRecord[] } {
+  const records: HeldSide[] = [];
   const invalid: InvalidRecord[] = [];
   for (let i = 0; i < decoded.length; i++) {
     const r = decoded[i];
-    if (certainlyValidTcpRecord(r)) {
+    if (r instanceof HeldSide) {
       records.push(r);
       continue;
     }
-    const parsed = recordSchemas.tcp.safeParse(r);
-    if (parsed.success) {
-      records.push(r);
-    } else {
-      const issue = parsed.error.issues[0];
-      invalid.push({ index: i, reason: `tcp record ${i}: ${issue ? `${issue.path.join('.') || '(record)'}: ${issue.message}` : 'invalid'}`, record: r });
+    const parsed = certainlyValidTcpRecord(r) ? null : recordSchemas.tcp.safeParse(r);
+    if (parsed === null || parsed.success) {
+      records.push(HeldSide.of(r as TcpRecord));
+      continue;
     }
+    const issue = parsed.error.issues[0];
+    invalid.push({ index: i, reason: `tcp record ${i}: ${issue ? `${issue.path.join('.') || '(record)'}: ${issue.message}` : 'invalid'}`, record: r });
   }
   return { records, invalid };
 }

@@ -4,7 +4,6 @@
  * is what lets a replay after a crash reproduce an insert exactly (and ClickHouse drop it by
  * its token). No I/O, no clocks; time is the slots the records carry.
  */
-import type { TcpRecord } from '@meshlens/schemas';
 import { isLoopback } from './enrich.js';
 import { HeldSide } from './held-side.js';
 
@@ -31,11 +30,11 @@ interface Slot {
  * no address). Loopback addresses repeat in every network namespace; only the netns tells
  * connections apart.
  */
-function keyOf(r: TcpRecord): string {
-  const a = r.local;
-  const b = r.remote;
-  const key = a.ip < b.ip || (a.ip === b.ip && a.port <= b.port) ? `${a.ip}|${a.port}|${b.ip}|${b.port}` : `${b.ip}|${b.port}|${a.ip}|${a.port}`;
-  return isLoopback(a.ip) ? `${key}@${r.owner.node}/${r.owner.netns}` : key;
+function keyOf(r: HeldSide): string {
+  const a = r.local_ip;
+  const b = r.remote_ip;
+  const key = a < b || (a === b && r.local_port <= r.remote_port) ? `${a}|${r.local_port}|${b}|${r.remote_port}` : `${b}|${r.remote_port}|${a}|${r.local_port}`;
+  return isLoopback(a) ? `${key}@${r.owner.node}/${r.owner.netns}` : key;
 }
 
 export interface MatcherLimits {
@@ -78,11 +77,10 @@ export class Matcher {
   }
 
   /** Adds one record; a late one comes straight out in `out`. Returns false when it was skipped as already emitted. */
-  add(r: TcpRecord, offset: number, out: FlowGroup[]): boolean {
+  add(r: HeldSide, offset: number, out: FlowGroup[]): boolean {
     if (r.slot_start_ms < this.watermarkMs) {
       if (offset <= this.emittedThrough) return false;
-      const side = new HeldSide(r);
-      out.push({ key: keyOf(r), slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? side : null, server: r.role === 'server' ? side : null, late: true, capFlushed: false });
+      out.push({ key: keyOf(r), slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? r : null, server: r.role === 'server' ? r : null, late: true, capFlushed: false });
       return true;
     }
     if (r.slot_start_ms > this.maxSlotMs) this.maxSlotMs = r.slot_start_ms;
@@ -98,7 +96,7 @@ export class Matcher {
       slot.groups.set(key, g);
     }
     const prev = r.role === 'client' ? g.client : g.server;
-    const side = prev ? HeldSide.merge(prev, r) : new HeldSide(r);
+    const side = prev ? HeldSide.merge(prev, r) : r;
     if (r.role === 'client') g.client = side;
     else g.server = side;
     if (!prev && ++this.heldCount > this.maxHeld) this.closeOldestSlot(out);

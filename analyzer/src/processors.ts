@@ -3,8 +3,9 @@
  * pipeline: one instance per (topic, partition), state owned by that instance alone, fed
  * messages in offset order by its PartitionWorker.
  */
-import type { DnsRecord, RecordTypeName, TcpEvent, TcpRecord } from '@meshlens/schemas';
+import type { DnsRecord, RecordTypeName, TcpEvent } from '@meshlens/schemas';
 import type { Enricher } from './enrich.js';
+import type { HeldSide } from './held-side.js';
 import { Matcher, type FlowGroup, type MatcherLimits, type MatcherState } from './matcher.js';
 import type { Metrics } from './metrics.js';
 import { dnsRow, eventRow, FlowRows } from './rows.js';
@@ -45,7 +46,7 @@ export class FlowProcessor implements PartitionProcessor {
 
   onMessage(offset: number, records: unknown[], out: UnitRows): void {
     const groups: FlowGroup[] = [];
-    for (const r of records as TcpRecord[]) this.matcher.add(r, offset, groups);
+    for (const r of records as HeldSide[]) this.matcher.add(r, offset, groups);
     this.matcher.advance(groups);
     this.emit(groups, out);
   }

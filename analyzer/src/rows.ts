@@ -44,7 +44,7 @@ class OwnerAttrs extends StringMapEntries {
     out.decimal(o.netns);
     if (o.container_id) {
       out.raw(k.container);
-      out.string(o.container_id);
+      out.repeated(o.container_id);
     }
   }
 }

@@ -128,13 +128,13 @@ export class ClickHouseSink {
   async insert(batch: RowBatch, token: string, hooks: RetryHooks): Promise<void> {
     const { table } = batch;
     // Encoded once: a retry during an outage resends the same bytes.
-    const body = batch.out.bytes();
-    this.batchBytes.set(table, Math.min(4 * 2 ** 20, Math.max(4096, body.length)));
+    const body = batch.out.chunks();
+    this.batchBytes.set(table, Math.min(4 * 2 ** 20, Math.max(4096, batch.out.length)));
     let attempt = 0;
     for (;;) {
       const end = this.metrics.insertSeconds.startTimer({ table });
       try {
-        const res = await this.ch.exec({ query: batch.sql, values: Readable.from([body], { objectMode: false }), clickhouse_settings: dedupSettings(token) });
+        const res = await this.ch.exec({ query: batch.sql, values: Readable.from(body, { objectMode: false }), clickhouse_settings: dedupSettings(token) });
         // The answer to an INSERT is empty; reading it to the end hands the socket back to the pool.
         for await (const chunk of res.stream) void chunk;
         end();

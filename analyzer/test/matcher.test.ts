@@ -14,19 +14,19 @@ describe('Matcher', () => {
     const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
     const c = connection(1, A, B, T0);
     const out: FlowGroup[] = [];
-    m.add(c.server, 5, out);
-    m.add(c.client, 6, out);
+    m.add(HeldSide.of(c.server), 5, out);
+    m.add(HeldSide.of(c.client), 6, out);
     m.advance(out);
     assert.equal(m.held, 2);
     assert.equal(m.heldFromOffset(), 5);
     // One slot later is still within the grace period; two slots later closes it.
-    m.add(connection(2, A, B, T0 + SLOT_MS).client, 7, out);
+    m.add(HeldSide.of(connection(2, A, B, T0 + SLOT_MS).client), 7, out);
     m.advance(out);
     assert.equal(out.length, 0);
-    m.add(connection(3, A, B, T0 + 2 * SLOT_MS).client, 8, out);
+    m.add(HeldSide.of(connection(3, A, B, T0 + 2 * SLOT_MS).client), 8, out);
     m.advance(out);
     assert.equal(out.length, 1);
-    assert.deepEqual([out[0]!.client, out[0]!.server, out[0]!.late], [new HeldSide(c.client), new HeldSide(c.server), false]);
+    assert.deepEqual([out[0]!.client, out[0]!.server, out[0]!.late], [HeldSide.of(c.client), HeldSide.of(c.server), false]);
     assert.equal(m.heldFromOffset(), 7);
   });
 
@@ -35,16 +35,16 @@ describe('Matcher', () => {
     const c = connection(1, A, B, T0);
     const late = connection(1, A, B, T0 + SLOT_MS); // the server's sweep ran a slot late
     const out: FlowGroup[] = [];
-    m.add(c.client, 1, out);
-    m.add(late.server, 2, out);
+    m.add(HeldSide.of(c.client), 1, out);
+    m.add(HeldSide.of(late.server), 2, out);
     // The same connection's client again in the next slot: a lone client cannot take a client.
     const D = { ip: '10.0.0.4', port: 41000, node: 'n1' };
-    m.add(connection(2, D, B, T0).client, 3, out);
-    m.add(connection(2, D, B, T0 + SLOT_MS).client, 4, out);
+    m.add(HeldSide.of(connection(2, D, B, T0).client), 3, out);
+    m.add(HeldSide.of(connection(2, D, B, T0 + SLOT_MS).client), 4, out);
     // Beyond the grace period: stays apart.
     const E = { ip: '10.0.0.5', port: 42000, node: 'n1' };
-    m.add(connection(3, E, B, T0).client, 5, out);
-    m.add(connection(3, E, B, T0 + 3 * SLOT_MS).server, 6, out);
+    m.add(HeldSide.of(connection(3, E, B, T0).client), 5, out);
+    m.add(HeldSide.of(connection(3, E, B, T0 + 3 * SLOT_MS).server), 6, out);
     m.advanceTo(m.closeAllWatermark(), out);
     const shape = (g: FlowGroup) => [g.slotStartMs - T0, g.client?.local_ip ?? null, g.server ? g.server.slot_start_ms - T0 : null];
     assert.deepEqual(out.map(shape).sort(), [
@@ -60,7 +60,7 @@ describe('Matcher', () => {
   it('emits a record for an already closed slot at once, flagged late', () => {
     const m = new Matcher({ graceMs: 0, maxHeld: 1000 }, { watermarkMs: T0 + SLOT_MS, emittedThrough: -1 });
     const out: FlowGroup[] = [];
-    m.add(connection(1, A, B, T0).server, 3, out);
+    m.add(HeldSide.of(connection(1, A, B, T0).server), 3, out);
     assert.deepEqual(out.map((g) => [g.late, g.client, g.server !== null]), [[true, null, true]]);
     assert.equal(m.held, 0);
   });
@@ -68,9 +68,9 @@ describe('Matcher', () => {
   it('after a restore, skips records already emitted and holds the rest again', () => {
     const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: T0 + SLOT_MS, emittedThrough: 10 });
     const out: FlowGroup[] = [];
-    assert.equal(m.add(connection(1, A, B, T0).client, 9, out), false);
-    assert.equal(m.add(connection(2, A, B, T0 + SLOT_MS).client, 10, out), true);
-    assert.equal(m.add(connection(3, A, B, T0).client, 11, out), true);
+    assert.equal(m.add(HeldSide.of(connection(1, A, B, T0).client), 9, out), false);
+    assert.equal(m.add(HeldSide.of(connection(2, A, B, T0 + SLOT_MS).client), 10, out), true);
+    assert.equal(m.add(HeldSide.of(connection(3, A, B, T0).client), 11, out), true);
     assert.deepEqual(out.map((g) => g.late), [true]);
     assert.equal(m.held, 1);
   });
@@ -80,8 +80,8 @@ describe('Matcher', () => {
     const lo = (netns: number) => connection(1, { ip: '127.0.0.1', port: 40000, node: 'n1', netns }, { ip: '127.0.0.1', port: 80, node: 'n1', netns }, T0);
     const out: FlowGroup[] = [];
     for (const c of [lo(1), lo(2)]) {
-      m.add(c.client, 1, out);
-      m.add(c.server, 1, out);
+      m.add(HeldSide.of(c.client), 1, out);
+      m.add(HeldSide.of(c.server), 1, out);
     }
     m.advanceTo(m.closeAllWatermark(), out);
     assert.deepEqual(out.map((g) => [g.client?.owner.netns, g.server?.owner.netns]), [[1, 1], [2, 2]]);
@@ -95,7 +95,7 @@ describe('Matcher', () => {
     const run = (m: Matcher, from: number, to = records.length - 1) => {
       const out: FlowGroup[] = [];
       for (let offset = from; offset <= to; offset++) {
-        m.add(records[offset]!, offset, out);
+        m.add(HeldSide.of(records[offset]!), offset, out);
         m.advance(out);
       }
       return out;
@@ -130,8 +130,8 @@ describe('Matcher', () => {
     const first = connection(1, A, B, T0).client;
     const again = { ...connection(2, A, B, T0).client, opened: false, closed: true, min_rtt_us: first.min_rtt_us + 1 };
     const out: FlowGroup[] = [];
-    m.add({ ...first, opened: true, closed: false }, 1, out);
-    m.add(again, 2, out);
+    m.add(HeldSide.of({ ...first, opened: true, closed: false }), 1, out);
+    m.add(HeldSide.of(again), 2, out);
     assert.equal(m.held, 1);
     m.advanceTo(T0 + 1, out);
     const c = out[0]!.client!;

@@ -9,7 +9,7 @@ import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { toBucketRun, type TcpRecord } from '@meshlens/schemas';
 import { clickhouseClient } from '@meshlens/schemas/clickhouse';
 import { ClickHouseSink, createMetrics, DnsNames, Enricher, FlowRows, HeldSide, MetadataIndex, type FlowGroup } from '../src/index.js';
-import { SparseRun } from '../src/row-binary.js';
+import { ByteWriter, SparseRun } from '../src/row-binary.js';
 import { T0, connection } from './harness.js';
 
 const hooks = { beforeRetry: async () => {}, onStall: () => {} };
@@ -55,7 +55,7 @@ describe('RowBinary inserts', () => {
     const rows = [
       {
         ts: Date.UTC(2026, 10, 20, 12, 34, 56, 789), minute: Date.UTC(2026, 10, 20, 12, 34), u8: 255, u16: 65535, u32: 4_294_967_295, u64: 2 ** 53 - 1, flag: true,
-        kind: "it's", label: 'zone-a', text: 'x'.repeat(300), maybe: null, maybe_label: 'äöü ✓', buckets: [0, 1, 300, 65535], counts: [1, 4_294_967_295],
+        kind: "it's", label: `zöne-${'a'.repeat(40)}`, text: 'x'.repeat(300), maybe: null, maybe_label: 'äöü ✓', buckets: [0, 1, 300, 65535], counts: [1, 4_294_967_295],
         names: ['', 'résumé', 'y'.repeat(130)], attrs: { client_pid: '1234', client_container: 'c'.repeat(64) },
       },
       {
@@ -91,7 +91,7 @@ describe('RowBinary inserts', () => {
     const c: TcpRecord = { ...client, owner: { ...client.owner, pid: 0, cgroup_id: 2 ** 32 - 1, netns: 2 ** 32, container_id: null } };
     const s: TcpRecord = { ...server, owner: { ...server.owner, pid: 99_999, cgroup_id: 2 ** 53 - 1, netns: 1e9, container_id: 'c'.repeat(64) } };
     const group = (client: TcpRecord | null, server: TcpRecord | null): FlowGroup => ({
-      key: '', slotStartMs: T0, slotMs: 10_000, client: client && new HeldSide(client), server: server && new HeldSide(server), late: false, capFlushed: false,
+      key: '', slotStartMs: T0, slotMs: 10_000, client: client && HeldSide.of(client), server: server && HeldSide.of(server), late: false, capFlushed: false,
     });
     const groups = [group(c, s), group(c, null), group(null, s), group({ ...c, owner: { ...c.owner, pid: 1e5, cgroup_id: 9, netns: 10, container_id: 'x' } }, null)];
     const objectForm = (g: FlowGroup) => {
@@ -147,5 +147,33 @@ describe('RowBinary inserts', () => {
       hists.map((h) => ({ c32: toBucketRun(h).counts, c16: toBucketRun(h).counts.map((c) => c & 0xffff) })),
     );
     await assert.rejects(insert(sink, 'run_names', [{ names: new SparseRun() }], 'token-8'), { name: 'RowBinaryTypeError', message: /cannot take a sparse run/ });
+  });
+});
+
+describe('ByteWriter', () => {
+  it('writes the same bytes growing a buffer at a time as it does with room for all', () => {
+    const write = (w: ByteWriter) => {
+      for (let i = 0; i < 50; i++) {
+        w.string(`10.0.${i}.1`);
+        w.string(`naïve-${i}`);
+        w.repeated(`container-${'c'.repeat(30)}-${i % 3}`);
+        w.repeated('zone-a');
+        w.decimal(i * 99_991);
+        w.decimal(2 ** 40 + i);
+        w.u64(2 ** 33 + i);
+        w.u64(i);
+        w.int64(-1 - i);
+        w.varint(300 * i);
+        w.raw(Buffer.from([1, 2, 3]));
+        w.u16(i);
+      }
+    };
+    const roomy = new ByteWriter(1 << 20);
+    const growing = new ByteWriter(4);
+    write(roomy);
+    write(growing);
+    assert.ok(growing.chunks().length > 5, 'the small writer grew several times');
+    assert.equal(growing.length, roomy.length);
+    assert.deepEqual(Buffer.concat(growing.chunks()), Buffer.concat(roomy.chunks()));
   });
 });

@@ -25,7 +25,9 @@ import { Packr } from 'msgpackr';
 import { compress, decompress } from 'zstd-napi';
 import zstdBinding from 'zstd-napi/binding.js';
 import { RecordType, recordSchemas, type RecordOf, type RecordTypeName, type TcpRecord } from './records.js';
-import { TcpCodecError, TcpPayloadBuilder, decodeTcpPayload, encodeTcpPayload } from './tcp-codec.js';
+import { TcpCodecError, TcpPayloadBuilder, decodeTcpPayload, encodeTcpPayload, type TcpPayloadReader } from './tcp-codec.js';
+
+export type { TcpPayloadReader } from './tcp-codec.js';
 
 export const FRAME_MAGIC = 0x534e4c4d; // "MLNS" read as u32 LE
 export const FRAME_VERSION = 2;
@@ -159,6 +161,12 @@ export interface DecodeOptions {
   maxRawBytes?: number;
   /** Validate every record against its zod schema (default true). */
   validate?: boolean;
+  /**
+   * What each record of a version-2 tcp payload becomes, read from the reader positioned on
+   * it (default: a TcpRecord): a consumer with its own form skips making the TcpRecord. With
+   * `validate`, the zod schema checks whatever this returns.
+   */
+  tcpRecord?: (r: TcpPayloadReader) => unknown;
 }
 
 export interface DecodedFrame<T extends RecordTypeName = RecordTypeName> {
@@ -189,7 +197,7 @@ export function decodeFrame(frame: Uint8Array, opts: DecodeOptions = {}): Decode
   }
   let decoded: unknown;
   try {
-    decoded = header.version === TCP_BINARY_VERSION ? decodeTcpPayload(raw, header.count) : unpackr.unpack(raw);
+    decoded = header.version === TCP_BINARY_VERSION ? decodeTcpPayload<unknown>(raw, header.count, opts.tcpRecord) : unpackr.unpack(raw);
   } catch (err) {
     throw new FrameError('corrupt_payload', `${err instanceof TcpCodecError ? 'tcp payload' : 'msgpack'}: ${(err as Error).message}`);
   }

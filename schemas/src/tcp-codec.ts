@@ -24,7 +24,7 @@
  * out-of-range length, index or varint is a TcpCodecError, and the records it builds are
  * still validated by the analyzer like any other.
  */
-import type { Endpoint, Owner, TcpRecord } from './records.js';
+import type { Endpoint, Owner, Role, TcpRecord } from './records.js';
 
 export class TcpCodecError extends Error {
   override name = 'TcpCodecError';
@@ -190,7 +190,36 @@ class Reader {
 
   varint(): number {
     const b = this.b;
-    if (this.p < this.end && b[this.p]! < 0x80) return b[this.p++]!;
+    const p = this.p;
+    // Up to four bytes (28 bits: indices, ports, most counters) in integer arithmetic; the
+    // general loop's floating-point steps were a visible part of decoding.
+    if (p + 4 <= this.end) {
+      const x0 = b[p]!;
+      if (x0 < 0x80) {
+        this.p = p + 1;
+        return x0;
+      }
+      const x1 = b[p + 1]!;
+      if (x1 < 0x80) {
+        this.p = p + 2;
+        return (x0 & 0x7f) | (x1 << 7);
+      }
+      const x2 = b[p + 2]!;
+      if (x2 < 0x80) {
+        this.p = p + 3;
+        return (x0 & 0x7f) | ((x1 & 0x7f) << 7) | (x2 << 14);
+      }
+      const x3 = b[p + 3]!;
+      if (x3 < 0x80) {
+        this.p = p + 4;
+        return (x0 & 0x7f) | ((x1 & 0x7f) << 7) | ((x2 & 0x7f) << 14) | (x3 << 21);
+      }
+    }
+    return this.longVarint();
+  }
+
+  private longVarint(): number {
+    const b = this.b;
     let v = 0;
     let scale = 1;
     for (;;) {
@@ -205,10 +234,14 @@ class Reader {
     return v;
   }
 
-  str(): string {
+  strIndex(): number {
     const i = this.varint();
     if (i >= this.strings.length) throw new TcpCodecError(`string index ${i} of ${this.strings.length}`);
-    return this.strings[i]!;
+    return i;
+  }
+
+  str(): string {
+    return this.strings[this.strIndex()]!;
   }
 
   optStr(): string | null {
@@ -216,59 +249,116 @@ class Reader {
     if (i > this.strings.length) throw new TcpCodecError(`string index ${i - 1} of ${this.strings.length}`);
     return i === 0 ? null : this.strings[i - 1]!;
   }
-
-  endpoint(): Endpoint {
-    const ip = this.str();
-    return { ip, port: this.varint() };
-  }
 }
 
 /**
- * Decodes up to `count` records: fewer when the payload ends cleanly before (the caller
- * reports the count mismatch); throws TcpCodecError on anything malformed.
+ * Reads a payload one record at a time into its own fields, flat: each endpoint's address and
+ * port side by side (an absent remote_orig is '' with index -1: an address is never ''), the
+ * addresses also as their index into the frame's string table. A consumer that keeps its own
+ * form of a record (the analyzer's held sides) copies what it needs and makes no TcpRecord,
+ * no endpoint objects, no histogram object; `record()` makes the TcpRecord. Every field is a
+ * non-negative safe integer, a string of the table, or the type it is declared as: ranges
+ * (ports, slot lengths, addresses) are the consumer's to validate.
  */
-export function decodeTcpPayload(b: Uint8Array, count: number): TcpRecord[] {
-  const r = new Reader(b);
-  const end = b.length;
-  const nStrings = r.varint();
-  if (nStrings > end) throw new TcpCodecError(`${nStrings} strings in ${end} bytes`);
-  const view = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  for (let i = 0; i < nStrings; i++) {
-    const n = r.varint();
-    if (n > end - r.p) throw new TcpCodecError('string runs past the payload');
-    r.strings.push(view.toString('utf8', r.p, r.p + n));
-    r.p += n;
+export class TcpPayloadReader {
+  readonly strings: string[];
+  readonly owners: Owner[] = [];
+  role: Role = 'client';
+  opened = false;
+  closed = false;
+  slot_start_ms = 0;
+  slot_ms = 0;
+  owner_index = 0;
+  owner!: Owner;
+  sock_cookie = 0;
+  local_ip = '';
+  local_ip_index = 0;
+  local_port = 0;
+  remote_ip = '';
+  remote_ip_index = 0;
+  remote_port = 0;
+  orig_ip = '';
+  orig_ip_index = -1;
+  orig_port = 0;
+  bytes_sent = 0;
+  bytes_received = 0;
+  segs_sent = 0;
+  segs_received = 0;
+  retrans_segs = 0;
+  rto_count = 0;
+  resets_sent = 0;
+  resets_received = 0;
+  srtt_us = 0;
+  min_rtt_us = 0;
+  /** The sparse RTT histogram's arrays, new for each record (a consumer may keep them). */
+  rtt_idx: number[] = [];
+  rtt_cnt: number[] = [];
+  private readonly r: Reader;
+
+  /** Reads the string and owner tables; throws TcpCodecError on anything malformed. */
+  constructor(b: Uint8Array) {
+    const r = (this.r = new Reader(b));
+    const end = b.length;
+    const nStrings = r.varint();
+    if (nStrings > end) throw new TcpCodecError(`${nStrings} strings in ${end} bytes`);
+    const view = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    for (let i = 0; i < nStrings; i++) {
+      const n = r.varint();
+      if (n > end - r.p) throw new TcpCodecError('string runs past the payload');
+      r.strings.push(view.toString('utf8', r.p, r.p + n));
+      r.p += n;
+    }
+    this.strings = r.strings;
+    const nOwners = r.varint();
+    if (nOwners > end) throw new TcpCodecError(`${nOwners} owners in ${end} bytes`);
+    for (let i = 0; i < nOwners; i++) {
+      this.owners.push({ node: r.str(), netns: r.varint(), cgroup_id: r.varint(), pid: r.varint(), comm: r.str(), container_id: r.optStr(), pod_uid: r.optStr() });
+    }
   }
-  const nOwners = r.varint();
-  if (nOwners > end) throw new TcpCodecError(`${nOwners} owners in ${end} bytes`);
-  const owners: Owner[] = [];
-  for (let i = 0; i < nOwners; i++) {
-    owners.push({ node: r.str(), netns: r.varint(), cgroup_id: r.varint(), pid: r.varint(), comm: r.str(), container_id: r.optStr(), pod_uid: r.optStr() });
-  }
-  const records: TcpRecord[] = [];
-  for (let k = 0; k < count && r.p < end; k++) {
-    const flags = b[r.p++]!;
+
+  /** Reads the next record into the fields; false when the payload ended cleanly before one. */
+  next(): boolean {
+    const r = this.r;
+    if (r.p >= r.end) return false;
+    const flags = r.b[r.p++]!;
     if (flags > 15) throw new TcpCodecError(`record flags 0x${flags.toString(16)}`);
-    const slotStart = r.varint();
-    const slotMs = r.varint();
+    this.role = flags & 1 ? 'server' : 'client';
+    this.opened = (flags & 2) !== 0;
+    this.closed = (flags & 4) !== 0;
+    this.slot_start_ms = r.varint();
+    this.slot_ms = r.varint();
     const o = r.varint();
-    if (o >= nOwners) throw new TcpCodecError(`owner index ${o} of ${nOwners}`);
-    const cookie = r.varint();
-    const local = r.endpoint();
-    const remote = r.endpoint();
-    const remoteOrig = flags & 8 ? r.endpoint() : null;
-    const bytesSent = r.varint();
-    const bytesReceived = r.varint();
-    const segsSent = r.varint();
-    const segsReceived = r.varint();
-    const retrans = r.varint();
-    const rto = r.varint();
-    const resetsSent = r.varint();
-    const resetsReceived = r.varint();
-    const srtt = r.varint();
-    const minRtt = r.varint();
+    if (o >= this.owners.length) throw new TcpCodecError(`owner index ${o} of ${this.owners.length}`);
+    this.owner_index = o;
+    this.owner = this.owners[o]!;
+    this.sock_cookie = r.varint();
+    this.local_ip_index = r.strIndex();
+    this.local_ip = r.strings[this.local_ip_index]!;
+    this.local_port = r.varint();
+    this.remote_ip_index = r.strIndex();
+    this.remote_ip = r.strings[this.remote_ip_index]!;
+    this.remote_port = r.varint();
+    if (flags & 8) {
+      this.orig_ip_index = r.strIndex();
+      this.orig_ip = r.strings[this.orig_ip_index]!;
+      this.orig_port = r.varint();
+    } else {
+      this.orig_ip_index = -1;
+      this.orig_ip = '';
+      this.orig_port = 0;
+    }
+    this.bytes_sent = r.varint();
+    this.bytes_received = r.varint();
+    this.segs_sent = r.varint();
+    this.segs_received = r.varint();
+    this.retrans_segs = r.varint();
+    this.rto_count = r.varint();
+    this.resets_sent = r.varint();
+    this.resets_received = r.varint();
+    this.srtt_us = r.varint();
+    this.min_rtt_us = r.varint();
     const n = r.varint();
-    if (n > end - r.p) throw new TcpCodecError(`histogram of ${n} buckets runs past the payload`);
+    if (n > r.end - r.p) throw new TcpCodecError(`histogram of ${n} buckets runs past the payload`);
     // Sized up front: an array grown by push reserves 17 slots at its first element, and the
     // analyzer holds every record (two histograms each) until its slot closes.
     const idx = new Array<number>(n);
@@ -276,30 +366,54 @@ export function decodeTcpPayload(b: Uint8Array, count: number): TcpRecord[] {
     let prev = -1;
     for (let i = 0; i < n; i++) idx[i] = prev += r.varint();
     for (let i = 0; i < n; i++) cnt[i] = r.varint();
-    records.push({
-      slot_start_ms: slotStart,
-      slot_ms: slotMs,
-      owner: owners[o]!,
-      sock_cookie: cookie,
-      role: flags & 1 ? 'server' : 'client',
-      local,
-      remote,
-      remote_orig: remoteOrig,
-      bytes_sent: bytesSent,
-      bytes_received: bytesReceived,
-      segs_sent: segsSent,
-      segs_received: segsReceived,
-      retrans_segs: retrans,
-      rto_count: rto,
-      resets_sent: resetsSent,
-      resets_received: resetsReceived,
-      srtt_us: srtt,
-      min_rtt_us: minRtt,
-      rtt_hist: { idx, cnt },
-      opened: (flags & 2) !== 0,
-      closed: (flags & 4) !== 0,
-    });
+    this.rtt_idx = idx;
+    this.rtt_cnt = cnt;
+    return true;
   }
-  if (r.p !== end) throw new TcpCodecError(`${end - r.p} bytes after record ${count}`);
+
+  /** The record last read, as a TcpRecord. */
+  record(): TcpRecord {
+    return {
+      slot_start_ms: this.slot_start_ms,
+      slot_ms: this.slot_ms,
+      owner: this.owner,
+      sock_cookie: this.sock_cookie,
+      role: this.role,
+      local: { ip: this.local_ip, port: this.local_port },
+      remote: { ip: this.remote_ip, port: this.remote_port },
+      remote_orig: this.orig_ip_index < 0 ? null : { ip: this.orig_ip, port: this.orig_port },
+      bytes_sent: this.bytes_sent,
+      bytes_received: this.bytes_received,
+      segs_sent: this.segs_sent,
+      segs_received: this.segs_received,
+      retrans_segs: this.retrans_segs,
+      rto_count: this.rto_count,
+      resets_sent: this.resets_sent,
+      resets_received: this.resets_received,
+      srtt_us: this.srtt_us,
+      min_rtt_us: this.min_rtt_us,
+      rtt_hist: { idx: this.rtt_idx, cnt: this.rtt_cnt },
+      opened: this.opened,
+      closed: this.closed,
+    };
+  }
+
+  /** After the last record: throws unless the payload ends exactly there. */
+  end(count: number): void {
+    const r = this.r;
+    if (r.p !== r.end) throw new TcpCodecError(`${r.end - r.p} bytes after record ${count}`);
+  }
+}
+
+/**
+ * Decodes up to `count` records, each built by `build` from the reader (default: a
+ * TcpRecord): fewer when the payload ends cleanly before (the caller reports the count
+ * mismatch); throws TcpCodecError on anything malformed.
+ */
+export function decodeTcpPayload<R = TcpRecord>(b: Uint8Array, count: number, build: (r: TcpPayloadReader) => R = (r) => r.record() as R): R[] {
+  const reader = new TcpPayloadReader(b);
+  const records: R[] = [];
+  while (records.length < count && reader.next()) records.push(build(reader));
+  reader.end(count);
   return records;
 }
