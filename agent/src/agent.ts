@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
-import { DnsMatcher, cgroup2Mount, monoNowUs, monoToEpochConverter, monoUsToEpochMs, openProbes, type ProbeEvent, type Probes, type ReadOptions, type SocketStats } from '@meshlens/bpf';
+import { DnsMatcher, cgroup2Mount, monoNowUs, monoToEpochConverter, monoUsToEpochMs, openProbes, type ProbeEvent, type Probes, type ReadOptions, type SocketScan, type SocketStats } from '@meshlens/bpf';
 import { Topics, type DnsRecord, type Endpoint, type Owner, type TcpEvent, type TcpRecord } from '@meshlens/schemas';
 import { CgroupIndex } from './cgroup.js';
 import type { AgentConfig } from './config.js';
@@ -35,9 +35,12 @@ export interface AgentHandle {
 
 /**
  * JSON lines per write with `--output stdout`: few, so that the lines die young (the Kafka
- * output holds encoded frames instead; see TcpFrames).
+ * output holds encoded frames instead; see TcpFrames). Lines waiting to be written survive
+ * V8's ~1 MiB young-generation collections, which run several times per loaded sweep, and
+ * are then promoted: with 256 the old generation grew ~4 MiB per sweep (one full collection
+ * per sweep), with 16 ~1 MiB (`--trace-gc`, bench/RESULTS.md, issue 4).
  */
-const STDOUT_LINES = 256;
+const STDOUT_LINES = 16;
 /**
  * How far before a slot's end a socket must have opened to count as read by that slot's
  * sweep: the two clocks are read once per sweep, a little apart.
@@ -48,6 +51,12 @@ const OPENED_MARGIN_US = 1_000_000;
  * them, not after it: in a fast churn the map fills up while a sweep runs.
  */
 const DELETE_CHUNK = 1024;
+/**
+ * Every this many sweeps, one reads every socket rather than only those that changed, so
+ * that the readings of sockets the kernel deleted unread (a failed connect whose event was
+ * lost or came during the sweep that read it) are forgotten: ~200 B each, a slow leak.
+ */
+const FULL_READ_EVERY = 60;
 
 interface Batch {
   tcp: TcpRecord[];
@@ -64,6 +73,29 @@ interface Output {
   /** Takes `r`; a promise when something had to be shipped before going on. */
   tcp(r: TcpRecord): Promise<void> | undefined;
   end(b: Pick<Batch, 'tcp_event' | 'dns'>): Promise<void>;
+}
+
+/**
+ * Of a read, the sockets a slot's sweep handles: not those that opened, or closed, after the
+ * slot ended (`afterSlot`), which are left to the next sweep. Closed ones are handed to
+ * `closed` as they pass; `seen`, if given, collects every cookie, the skipped ones too.
+ * One generator function for every sweep, not one per sweep: V8 gives each generator
+ * function its own map for the generators it makes, and with a new one per sweep
+ * `TcpSweeper.sweep` was deoptimized ("wrong map") and compiled again at every sweep, 10-40
+ * ms of V8's worker threads each time (bench/RESULTS.md, issue 4).
+ */
+function* slotSockets(
+  scan: SocketScan,
+  afterSlot: (us: number | null) => boolean,
+  closed: (cookie: number) => void,
+  seen: Set<number> | null,
+): Generator<SocketStats> {
+  for (const s of scan) {
+    seen?.add(s.cookie);
+    if (afterSlot(s.openedUs) || (s.closed && afterSlot(s.closedUs))) continue;
+    if (s.closed) closed(s.cookie);
+    yield s;
+  }
 }
 
 function ephemeralRange(): (port: number) => boolean {
@@ -195,9 +227,12 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
 
   const dns = new DnsMatcher({ timeoutUs: cfg.dnsTimeoutMs * 1000 });
   const pending: Batch = { tcp: [], tcp_event: [], dns: [] };
+  const sweeper = new TcpSweeper(ephemeralRange());
   const unsubscribe = probes.onEvent((e: ProbeEvent) => {
     metrics.events.inc({ type: e.type === 'tcp' ? e.kind : 'dns' });
     if (e.type === 'tcp') {
+      // The kernel deletes a failed connect's entry itself: no sweep will read it closed.
+      if (e.kind === 'connect_failed') sweeper.forget(e.cookie);
       if (!inScope(e.owner.netns)) return;
       const table = natFor(e.owner.netns);
       const r = tcpEventRecord(e, { ...eventCtx, translate: (l: Endpoint, r: Endpoint) => table?.translate(l, r) ?? null });
@@ -221,10 +256,10 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     metrics.records.inc({ type }, n);
     produced[type] += n;
   };
-  const sweeper = new TcpSweeper(ephemeralRange());
   // After the first sweep, only sockets that may have changed since the previous one are
   // read: an idle open socket costs user space nothing (and emits nothing anyway).
   let since: ReadOptions['since'];
+  let sweeps = 0;
   let lastSweepMs = Date.now();
   let chain = Promise.resolve();
   const sweep = (slot: number): Promise<void> => {
@@ -239,21 +274,19 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       const toEpochMs = monoToEpochConverter();
       const afterSlot = (us: number | null) => us !== null && toEpochMs(us) >= slotEndMs;
       const slotEndMonoUs = monoNowUs() - (Date.now() - slotEndMs) * 1000;
-      const scan = probes.scanSocketStats({ ...readScope, since });
+      const full = sweeps++ % FULL_READ_EVERY === 0;
+      const scan = probes.scanSocketStats({ ...readScope, since: full ? undefined : since });
+      // Of a full read, every socket counts as seen, those left to the next sweep included.
+      const seen = full ? new Set<number>() : null;
       for (const t of nat.values()) t.prune();
       const done: number[] = [];
+      const closed = (cookie: number) => {
+        if (done.push(cookie) === DELETE_CHUNK) probes.deleteSockets(done.splice(0));
+      };
+      const owners = new Map<string, Owner>();
       // Decoded, recorded and shipped one socket at a time: nothing of a socket but its
       // record (and its reading, while open) outlives its turn.
-      function* current(): Generator<SocketStats> {
-        for (const s of scan) {
-          if (afterSlot(s.openedUs) || (s.closed && afterSlot(s.closedUs))) continue;
-          if (s.closed && done.push(s.cookie) === DELETE_CHUNK) probes.deleteSockets(done.splice(0));
-          yield s;
-        }
-        since = { updatedUs: scan.readUs, openedUs: slotEndMonoUs - OPENED_MARGIN_US };
-      }
-      const owners = new Map<string, Owner>();
-      const swept = sweeper.sweep(current(), {
+      const swept = sweeper.sweep(slotSockets(scan, afterSlot, closed, seen), {
         slotStartMs: slot,
         slotMs: cfg.slotMs,
         // Most sockets of a sweep share a handful of owners: one object each, not one per record.
@@ -275,6 +308,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
           const shipping = output.tcp(record);
           if (shipping) await shipping;
         }
+        since = { updatedUs: scan.readUs, openedUs: slotEndMonoUs - OPENED_MARGIN_US };
+        if (seen) sweeper.retainOnly(seen);
       } finally {
         // Closed sockets read so far are done; the rest stay for the next sweep.
         probes.deleteSockets(done);
@@ -288,6 +323,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       comms.clear();
       metrics.sweeps.inc();
       metrics.sockets.set(scan.inScope);
+      metrics.readings.set(sweeper.tracked);
       for (const [k, v] of Object.entries(probes.readCounters())) metrics.kernel.set({ counter: k }, v);
       metrics.dnsPending.set(dns.outstanding);
       metrics.natEntries.set([...nat.values()].reduce((n, t) => n + t.size, 0));

@@ -110,6 +110,8 @@ export class NatTable extends EventEmitter {
 
   /** The backend a client socket (local -> remote) really talks to, or null if not translated. */
   translate(local: Endpoint, remote: Endpoint): Endpoint | null {
+    // Asked for every client socket of every sweep; on a host without DNAT, no key to build.
+    if (this.entries.size === 0) return null;
     return this.entries.get(key(local, remote))?.backend ?? null;
   }
 

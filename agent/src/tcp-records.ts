@@ -54,6 +54,19 @@ export class TcpSweeper {
     return this.prev.size;
   }
 
+  /** Forgets a socket the kernel deleted from its map by itself (a connect that failed). */
+  forget(cookie: number): void {
+    this.prev.delete(cookie);
+  }
+
+  /**
+   * Forgets every socket but `seen`, the cookies of a read of the whole map: the others are
+   * gone from it without this sweeper having read them closed.
+   */
+  retainOnly(seen: ReadonlySet<number>): void {
+    for (const cookie of this.prev.keys()) if (!seen.has(cookie)) this.prev.delete(cookie);
+  }
+
   /**
    * One socket at a time, so that a sweep of a full map never holds all its records at once.
    * Sockets left out of `stats` did nothing since their last reading.

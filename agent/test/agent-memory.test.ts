@@ -33,6 +33,18 @@ const CHURN_RSS_MIB = 700;
  */
 const PLATEAU_MARGIN_MIB = 48;
 
+/**
+ * Dials `n` connections to `ip` port 80, prints "dialling", and gives up on all of them
+ * (closes them in SYN_SENT) when its stdin ends; prints "closed" then.
+ */
+const DIALLER = `
+const net = require('node:net');
+const [ip, n] = process.argv.slice(1);
+const socks = Array.from({ length: Number(n) }, () => net.connect({ host: ip, port: 80 }).on('error', () => {}));
+console.log('dialling');
+process.stdin.on('end', () => { for (const s of socks) s.destroy(); console.log('closed'); }).resume();
+`;
+
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 describe('agent memory under socket load', () => {
@@ -64,6 +76,42 @@ describe('agent memory under socket load', () => {
   const tracked = (m: Map<string, number>) => counter(m, 'meshlens_agent_tracked_sockets');
   const mapFull = (m: Map<string, number>) => counter(m, 'meshlens_agent_kernel_counter{counter="sock_map_full"}');
   const tcpRecords = (m: Map<string, number>) => counter(m, 'meshlens_agent_records_total{type="tcp"}');
+
+  /** The value of `read` once `ok` holds for it, polled a few times per slot; throws after `ms`. */
+  async function until(what: string, read: () => Promise<number>, ok: (v: number) => boolean, ms: number): Promise<number> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = await read();
+      if (ok(v)) return v;
+      if (Date.now() > deadline) throw new Error(`${what}: still ${v} after ${ms} ms`);
+      await new Promise((r) => setTimeout(r, SLOT_MS / 4));
+    }
+  }
+
+  it('forgets the readings of connects that failed after a sweep read them', async () => {
+    const node = env.lab.host('node');
+    // Nobody has this address on the node's link, and its neighbour entry names a MAC that
+    // nobody has: the SYNs go unanswered and the connects stay in SYN_SENT until the dialler
+    // gives up on them. That is a connect_failed, and the kernel deletes the entries itself.
+    const nobody = node.ip4.replace(/\.\d+$/, '.250');
+    await node.exec('ip', ['neigh', 'replace', nobody, 'lladdr', '02:00:00:00:00:fa', 'dev', 'eth0', 'nud', 'permanent']);
+    const connects = 50;
+    const { agent, metricsUrl } = await startAgent();
+    const readings = async () => counter(await scrapeMetrics(metricsUrl), 'meshlens_agent_socket_readings');
+    try {
+      const before = await readings();
+      const dialler = node.spawn(process.execPath, ['-e', DIALLER, nobody, String(connects)], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const out = new Lines(dialler, dialler.stdout!);
+      await out.next((l) => l === 'dialling');
+      // A sweep read them in SYN_SENT: a reading each, as for any open socket.
+      await until('readings of the dialling sockets', readings, (v) => v >= before + connects, 5 * SLOT_MS);
+      dialler.stdin!.end();
+      await out.next((l) => l === 'closed');
+      await until('readings left after the connects failed', readings, (v) => v <= before, 5 * SLOT_MS);
+    } finally {
+      await stopAgent(agent);
+    }
+  });
 
   it('holds more sockets than the kernel map: RSS bounded, the overflow reported', async (t) => {
     const connections = 34_000; // 68,000 sockets, more than MAP_ENTRIES

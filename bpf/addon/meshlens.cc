@@ -124,6 +124,10 @@ class Probes : public Napi::ObjectWrap<Probes> {
   std::vector<ProgramReport> report_;
   int cgroup_fd_ = -1;
   int stats_fd_ = -1;
+  // Sockets that had spilled histograms (`hist_spilled`) at the last readSockets: only these
+  // have a spill entry to delete with them (a closed socket spills no more), so deleting
+  // the rest's is not tried key by key.
+  std::unordered_set<__u64> spilled_;
 
   // Opens the object with only `enabled` programs autoloaded (all when empty) and loads it.
   int TryLoad(const std::string &path, const std::set<std::string> *enabled, bpf_object **out) {
@@ -363,7 +367,10 @@ class Probes : public Napi::ObjectWrap<Probes> {
   // readSockets(deleteClosed, netns?: number[] | null, since?: { updatedUs, openedUs }) ->
   // { keys, values, count, valueSize, spillKeys, spillValues, spillCount, spillValueSize,
   // openNetns, inScope } (keys are u64 LE cookies). Sockets are read before their spilled
-  // histograms, so a sample spilled in between is in the histogram, not lost. Closed sockets
+  // histograms, so a sample spilled in between is in the histogram, not lost; the spilled
+  // histograms are looked up one by one for the sockets returned that say they have one
+  // (`hist_spilled`), not read as a whole map (a walk of all its 65,536 buckets at every
+  // read, though most sockets never spill and most are left out by `since`). Closed sockets
   // are final once seen, so deleting them right after this read loses nothing. With `netns`,
   // only sockets of those network namespaces are returned (filtered here, before JS decodes
   // anything), and closed ones of other namespaces are deleted: nobody will ever be handed
@@ -390,18 +397,17 @@ class Probes : public Napi::ObjectWrap<Probes> {
     std::vector<__u64> keys, spill_keys;
     std::vector<uint8_t> values, spill_values;
     BatchRead(fd, sizeof(struct ml_sock), keys, values);
-    BatchRead(spill_fd, sizeof(struct ml_hist), spill_keys, spill_values);
+    spilled_.clear();
     std::unordered_set<__u32> open_netns;
+    std::vector<__u64> gone;
     size_t kept = 0, in_scope_count = 0;
     for (size_t i = 0; i < keys.size(); i++) {
       auto *s = reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock));
       bool closed = s->flags & ML_SOCK_CLOSED;
       bool in_scope = !filter || scope.count(s->owner.netns) > 0;
+      if (s->hist_spilled) spilled_.insert(keys[i]);
       if (!closed) open_netns.insert(s->owner.netns);
-      if (closed && (delete_closed || !in_scope)) {
-        bpf_map_delete_elem(fd, &keys[i]);
-        bpf_map_delete_elem(spill_fd, &keys[i]);
-      }
+      if (closed && (delete_closed || !in_scope)) gone.push_back(keys[i]);
       if (!in_scope) continue;
       in_scope_count++;
       if (changed_only && !closed && s->updated_ns < updated_since && s->opened_ns < opened_since) continue;
@@ -413,6 +419,14 @@ class Probes : public Napi::ObjectWrap<Probes> {
     }
     keys.resize(kept);
     values.resize(kept * sizeof(struct ml_sock));
+    struct ml_hist hist;
+    for (size_t i = 0; i < kept; i++) {
+      if (!reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock))->hist_spilled) continue;
+      if (bpf_map_lookup_elem(spill_fd, &keys[i], &hist)) continue;
+      spill_keys.push_back(keys[i]);
+      spill_values.insert(spill_values.end(), reinterpret_cast<uint8_t *>(&hist), reinterpret_cast<uint8_t *>(&hist + 1));
+    }
+    Delete(gone);
     auto netns_out = Napi::Array::New(env_, open_netns.size());
     uint32_t n = 0;
     for (auto ns : open_netns) netns_out.Set(n++, ns);
@@ -430,18 +444,41 @@ class Probes : public Napi::ObjectWrap<Probes> {
     return out;
   }
 
+  // Deletes `keys` from the map in batches (one syscall per batch, not per key); a batch
+  // stops at the first key that is not there, which is skipped. Returns how many went.
+  size_t DeleteBatched(int fd, const std::vector<__u64> &keys) {
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    size_t at = 0, deleted = 0;
+    while (at < keys.size()) {
+      __u32 n = keys.size() - at;
+      int err = bpf_map_delete_batch(fd, keys.data() + at, &n, &opts);
+      int e = errno;
+      deleted += n;
+      at += n;
+      if (!err) continue;
+      if (e != ENOENT) throw Napi::Error::New(env_, std::string("map batch delete: ") + strerror(e));
+      at++;
+    }
+    return deleted;
+  }
+
+  // Sockets, then their spilled histograms if they had one at the last read (the socket
+  // first: once it is gone, no sample can spill for it any more).
+  size_t Delete(const std::vector<__u64> &keys) {
+    size_t deleted = DeleteBatched(MapFd("ml_socks"), keys);
+    std::vector<__u64> spills;
+    for (auto k : keys)
+      if (spilled_.erase(k)) spills.push_back(k);
+    DeleteBatched(MapFd("ml_hist_spill"), spills);
+    return deleted;
+  }
+
   // deleteSockets(Buffer of u64 LE cookies) -> number of sockets deleted
   Napi::Value DeleteSockets(const Napi::CallbackInfo &info) {
-    int fd = MapFd("ml_socks"), spill_fd = MapFd("ml_hist_spill");
     auto buf = info[0].As<Napi::Buffer<uint8_t>>();
-    size_t n = buf.Length() / 8, deleted = 0;
-    for (size_t i = 0; i < n; i++) {
-      __u64 k;
-      memcpy(&k, buf.Data() + i * 8, 8);
-      if (bpf_map_delete_elem(fd, &k) == 0) deleted++;
-      bpf_map_delete_elem(spill_fd, &k);
-    }
-    return Napi::Number::New(env_, static_cast<double>(deleted));
+    std::vector<__u64> keys(buf.Length() / 8);
+    memcpy(keys.data(), buf.Data(), keys.size() * 8);
+    return Napi::Number::New(env_, static_cast<double>(Delete(keys)));
   }
 
   static int OnRecord(void *ctx, void *data, size_t size) {

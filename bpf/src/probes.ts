@@ -81,7 +81,10 @@ export interface Probes {
   readSocketStats(opts?: ReadOptions): SocketStats[];
   /** The same read, decoded as it is iterated. */
   scanSocketStats(opts?: ReadOptions): SocketScan;
-  /** Forget sockets by cookie (e.g. after their final record was emitted). */
+  /**
+   * Forget sockets by cookie (e.g. after their final record was emitted), and their spilled
+   * histograms if the last read saw one (a closed socket spills no more).
+   */
   deleteSockets(cookies: number[]): number;
   readCounters(): Counters;
   /**
@@ -98,6 +101,29 @@ export interface Probes {
 const CFG_LIFECYCLE = 0;
 
 type RawRead = ReturnType<NativeProbes['readSockets']>;
+
+/**
+ * Cookies are u64 in the kernel and far below 2^53 (see schemas/records.ts): two u32 halves
+ * give the same number as a BigInt would, without a BigInt per socket per sweep.
+ */
+const U32 = 0x1_0000_0000;
+const readCookie = (b: Buffer, off: number) => b.readUInt32LE(off) + b.readUInt32LE(off + 4) * U32;
+
+/**
+ * The sockets of a read, decoded one per step. One generator function for every read, not
+ * one per read: V8 gives each generator function its own map for the generators it makes,
+ * so with a new one per read whatever iterated them was deoptimized ("wrong map") and
+ * compiled again at every agent sweep (bench/RESULTS.md, issue 4).
+ */
+function* decodeSockets(raw: RawRead, decoders: Decoders): Generator<SocketStats> {
+  const spills = new Map<number, number>();
+  for (let i = 0; i < raw.spillCount; i++) spills.set(readCookie(raw.spillKeys, i * 8), i * raw.spillValueSize);
+  for (let i = 0; i < raw.count; i++) {
+    const cookie = readCookie(raw.keys, i * 8);
+    const at = spills.get(cookie);
+    yield decoders.socket(raw.values, i * raw.valueSize, cookie, at === undefined ? undefined : { buf: raw.spillValues, base: at });
+  }
+}
 
 class ProbesImpl implements Probes {
   readonly attachments: Attachment[];
@@ -204,32 +230,22 @@ class ProbesImpl implements Probes {
   private deleteClosed(raw: RawRead): void {
     const keys: number[] = [];
     for (let i = 0; i < raw.count; i++) {
-      if (this.decoders.socketClosed(raw.values, i * raw.valueSize)) keys.push(Number(raw.keys.readBigUInt64LE(i * 8)));
+      if (this.decoders.socketClosed(raw.values, i * raw.valueSize)) keys.push(readCookie(raw.keys, i * 8));
     }
     this.deleteSockets(keys);
   }
 
   private scan(raw: RawRead, readUs: number): SocketScan {
     const decoders = this.decoders;
-    return {
-      count: raw.count,
-      inScope: raw.inScope,
-      readUs,
-      *[Symbol.iterator]() {
-        const spills = new Map<number, number>();
-        for (let i = 0; i < raw.spillCount; i++) spills.set(Number(raw.spillKeys.readBigUInt64LE(i * 8)), i * raw.spillValueSize);
-        for (let i = 0; i < raw.count; i++) {
-          const cookie = Number(raw.keys.readBigUInt64LE(i * 8));
-          const at = spills.get(cookie);
-          yield decoders.socket(raw.values, i * raw.valueSize, cookie, at === undefined ? undefined : { buf: raw.spillValues, base: at });
-        }
-      },
-    };
+    return { count: raw.count, inScope: raw.inScope, readUs, [Symbol.iterator]: () => decodeSockets(raw, decoders) };
   }
 
   deleteSockets(cookies: number[]): number {
     const keys = Buffer.alloc(cookies.length * 8);
-    cookies.forEach((c, i) => keys.writeBigUInt64LE(BigInt(c), i * 8));
+    cookies.forEach((c, i) => {
+      keys.writeUInt32LE(c % U32, i * 8);
+      keys.writeUInt32LE(Math.floor(c / U32), i * 8 + 4);
+    });
     return this.native.deleteSockets(keys);
   }
 
