@@ -21,6 +21,17 @@ export interface LabSpec {
   hosts: HostSpec[];
   /** Starts a DNS server on host "dns" and points every host's /etc/resolv.conf (under `ip netns exec`) at it. */
   dns?: DnsConfig;
+  /**
+   * Keeps each flow's packets in order, as on a wire. A veth queues each packet on the CPU
+   * that sent it; a TCP sender sends from its own CPU and, in softirq, from the CPU where the
+   * receiver's ACK came in, so with the two ends on different CPUs the two queues drain at
+   * once and segments overtake each other (with no loss set, up to 11% of a bulk transfer's
+   * segments became spurious fast retransmits). This turns on RPS for every device of the
+   * lab, which queues each flow on one CPU picked by its hash. Off by default: with it on,
+   * the agent missed ~5 of 5,600 sockets in agent/test/kafka-outage.test.ts (not yet
+   * explained; see issue 4's notes), so tests of the agent run as before until that is.
+   */
+  flowsInOrder?: boolean;
 }
 
 /** A host name, or every host of a zone. */
@@ -160,10 +171,11 @@ export class Lab {
 
   async build(spec: LabSpec): Promise<void> {
     const dir = workDir(this.prefix);
-    await this.addNamespace(this.routerNs, ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+    const order = spec.flowsInOrder ? [`net.core.rps_default_mask=${cpuMask(cpus().length)}`] : [];
+    await this.addNamespace(this.routerNs, ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1', ...order]);
     const entries = spec.hosts.map((h) => this.addHostEntry(h.name, h.zone));
     if (spec.dns) entries.push(this.addHostEntry('dns', undefined));
-    for (const h of entries) await this.addNamespace(h.ns, []);
+    for (const h of entries) await this.addNamespace(h.ns, order);
     const routerBatch = entries.flatMap((h) => [
       `link add h${h.index} type veth peer name eth0 netns ${h.ns}`,
       `addr add ${h.link.router4}/24 dev h${h.index}`,
@@ -206,12 +218,6 @@ export class Lab {
       // No duplicate address detection: addresses are usable at once instead of after ~2 s.
       'net.ipv6.conf.all.accept_dad=0',
       'net.ipv6.conf.default.accept_dad=0',
-      // A veth queues each packet on the CPU that sent it. A TCP sender sends from its own CPU
-      // and, in softirq, from the CPU where the receiver's ACK came in; when the two ends run on
-      // different CPUs, the two queues drain at once and segments overtake each other (with no
-      // loss set, up to 11% of a bulk transfer's segments became spurious fast retransmits).
-      // RPS on every device created here queues each flow on one CPU picked by its hash.
-      `net.core.rps_default_mask=${cpuMask(cpus().length)}`,
       ...sysctls,
     ];
     await run('ip', netnsArgs(ns, 'sysctl', ['-qw', ...settings]));

@@ -6,7 +6,7 @@ import { connectFrom, nstat, pingLoss, requireRoot, startHttpServer } from './he
 let lab: Lab;
 before(async () => {
   requireRoot();
-  lab = await createLab({ prefix: 'tfault', hosts: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] });
+  lab = await createLab({ prefix: 'tfault', hosts: [{ name: 'a' }, { name: 'b' }, { name: 'c' }], flowsInOrder: true });
 });
 after(() => lab?.destroy());
 
@@ -64,7 +64,7 @@ test('5% loss makes a bulk TCP transfer retransmit, as nstat in the sender names
     return { retrans: after.TcpRetransSegs! - before.TcpRetransSegs!, sent: after.TcpExtTCPOrigDataSent! - before.TcpExtTCPOrigDataSent! };
   };
   // Without loss nothing should be sent twice. The lab keeps each flow on one CPU (RPS, see
-  // Lab.addNamespace); without that, reordering made up to 11% of the segments spurious fast
+  // LabSpec.flowsInOrder); without that, reordering made up to 11% of the segments spurious fast
   // retransmits, whatever ran before. 1% leaves room for the odd tail-loss probe.
   const clean = await transfer();
   t.diagnostic(`no loss: ${clean.retrans} retransmits for ${clean.sent} data segments`);
