@@ -263,7 +263,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   let lastSweepMs = Date.now();
   let chain = Promise.resolve();
   const sweep = (slot: number): Promise<void> => {
-    chain = chain.then(async () => {
+    const run = chain.then(async () => {
       // Reading the map is not a snapshot, and it happens after the slot ended: of the two
       // ends of a connection opened or closed meanwhile, one may be read before that and the
       // other after, and their records would land a slot apart. A socket that opened or
@@ -333,7 +333,10 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       }
       lastSweepMs = Date.now();
     });
-    return chain;
+    // The next sweep waits for this one, not for its success: a sweep that failed (logged by
+    // its caller) must not stop every later one.
+    chain = run.catch(() => {});
+    return run;
   };
 
   const stopSlots = everySlot(cfg.slotMs, (ended) => {
