@@ -25,9 +25,10 @@ export interface Running {
   logFile: string;
 }
 
+/** Enough of a component's log to hold its last error's message, not only the stack under it. */
 function tail(file: string): string {
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-5).join('\n');
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-30).join('\n');
   } catch {
     return '(no log)';
   }

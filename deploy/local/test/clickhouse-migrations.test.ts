@@ -2,7 +2,12 @@
 // rows with DateTime64, LowCardinality, Map and histogram arrays read back exactly, and 0008
 // converts the histograms of rows stored before it without the rollups noticing.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { clickhouseClient, loadMigrations, migrate, MIGRATIONS_DIR } from '@meshlens/schemas/clickhouse';
@@ -12,6 +17,8 @@ const conn = connectionsFor(localInfraConfig());
 const database = `meshlens_test_${randomUUID().replaceAll('-', '')}`;
 const target = { url: conn.clickhouseUrl, username: conn.clickhouseUser, password: conn.clickhousePassword, database };
 const upgraded = `${database}_upgrade`;
+const together = `${database}_together`;
+const takenOver = `${database}_taken_over`;
 
 /** tcp_flows' columns for one side's histogram since migration 0008. */
 const runColumns = (side: 'client' | 'server', h: SparseHistogram) => {
@@ -23,7 +30,7 @@ describe('ClickHouse migrations', () => {
   after(async () => {
     const ch = clickhouseClient({ ...target, database: 'default' });
     await ch.command({ query: `DROP DATABASE IF EXISTS ${database}` });
-    await ch.command({ query: `DROP DATABASE IF EXISTS ${upgraded}` });
+    for (const db of [upgraded, together, takenOver]) await ch.command({ query: `DROP DATABASE IF EXISTS ${db}` });
     await ch.close();
   });
 
@@ -140,10 +147,6 @@ describe('ClickHouse migrations', () => {
   });
 
   it('refuses a migration that was edited after it was applied', async () => {
-    const { mkdtempSync, cpSync, appendFileSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const { MIGRATIONS_DIR } = await import('@meshlens/schemas/clickhouse');
     const dir = mkdtempSync(join(tmpdir(), 'meshlens-mig-'));
     try {
       cpSync(MIGRATIONS_DIR, dir, { recursive: true });
@@ -153,4 +156,67 @@ describe('ClickHouse migrations', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('migrators that start together take turns: every migration applied once, none fails', async () => {
+    // The analyzers and the collector of one deployment all migrate as they start.
+    const all = loadMigrations().map((m) => m.name);
+    const t = { ...target, database: together };
+    const results = await Promise.all(Array.from({ length: 4 }, () => migrate(t)));
+    assert.deepEqual(results.flatMap((r) => r.applied).sort(), all, 'each migration applied by exactly one migrator');
+    for (const r of results) assert.deepEqual([...r.applied, ...r.alreadyApplied].sort(), all);
+    const ch = clickhouseClient(t);
+    try {
+      const [row] = await (await ch.query({ query: 'SELECT count() AS n FROM schema_migrations', format: 'JSONEachRow' })).json<{ n: string }>();
+      assert.equal(Number(row!.n), all.length, 'one row per migration, none recorded twice');
+      assert.deepEqual(await lockTables(ch, together), [], 'the lock is released');
+    } finally {
+      await ch.close();
+    }
+  });
+
+  it('a migrator that dies holding the lock is taken over once its heartbeat stops', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshlens-mig-'));
+    const staleMs = 2000;
+    const t = { ...target, database: takenOver };
+    const ch = clickhouseClient({ ...t, database: 'default' });
+    writeFileSync(join(dir, '0001_first.sql'), 'CREATE TABLE IF NOT EXISTS first (x UInt8) ENGINE = Memory;\n');
+    // Slow enough to be killed in the middle of; the CREATE without IF NOT EXISTS fails if run twice.
+    writeFileSync(join(dir, '0002_slow.sql'), 'SELECT sleepEachRow(0.1) FROM numbers(30) SETTINGS max_block_size = 1;\nCREATE TABLE second (x UInt8) ENGINE = Memory;\n');
+    const child = spawn(process.execPath, ['--import', 'tsx', new URL('./fixtures/migrate.ts', import.meta.url).pathname, t.url, t.database, dir, String(staleMs)], { stdio: 'inherit' });
+    try {
+      // Killed once it holds the lock and has recorded 0001, i.e. while it runs 0002.
+      const recorded = async () =>
+        (await lockTables(ch, takenOver)).length > 0 &&
+        Number((await (await ch.query({ query: `SELECT count() AS n FROM ${takenOver}.schema_migrations WHERE version = 1`, format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n) === 1;
+      for (const deadline = Date.now() + 30_000; !(await recorded().catch(() => false)); ) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, 'the child migrator took the lock and applied 0001');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+
+      const waited: string[] = [];
+      const t0 = performance.now();
+      const result = await migrate(t, dir, { lockStaleMs: staleMs, onLockWait: (h) => waited.push(h) });
+      const elapsed = performance.now() - t0;
+      assert.deepEqual(result, { applied: ['0002_slow.sql'], alreadyApplied: ['0001_first.sql'] });
+      assert.equal(waited.length, 1);
+      assert.match(waited[0]!, new RegExp(`:${child.pid}:`), 'it waited for the dead child, named as holder');
+      assert.ok(elapsed >= staleMs, `took over only after ${staleMs} ms of silence (${elapsed.toFixed(0)} ms)`);
+      const tables = await (await ch.query({ query: `SELECT name FROM system.tables WHERE database = '${takenOver}' AND name IN ('first', 'second')`, format: 'JSONEachRow' })).json<{ name: string }>();
+      assert.equal(tables.length, 2);
+      assert.deepEqual(await lockTables(ch, takenOver), [], 'the dead holder\'s lock is gone with the new one');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await ch.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+async function lockTables(ch: ReturnType<typeof clickhouseClient>, db: string): Promise<string[]> {
+  const rows = await (
+    await ch.query({ query: `SELECT name FROM system.tables WHERE database = '${db}' AND name LIKE 'schema\\_migrations\\_lock\\_%'`, format: 'JSONEachRow' })
+  ).json<{ name: string }>();
+  return rows.map((r) => r.name);
+}
