@@ -8,8 +8,11 @@
  *  - tp_btf/inet_sock_set_state: lifecycle, role, listeners' owner identity (LISTEN runs in
  *    the calling process), final counters, connect errno from sk_err.
  *  - sockops on the root cgroup v2: the client's entry and owner identity at
- *    TCP_CONNECT_CB (inside connect()), enables RTT/RTO callbacks per socket, then one RTT
- *    sample per round trip into the histogram.
+ *    TCP_CONNECT_CB (inside connect()), an accepted socket's entry at
+ *    PASSIVE_ESTABLISHED_CB, enables RTT/RTO/state callbacks per socket, then one RTT sample
+ *    per round trip into the histogram, and the close (final counters) at STATE_CB. The
+ *    handshake and the close are also ml_state's, which does them only for sockets sockops
+ *    did not: that program is now and then not run at all (see ml_sockops).
  *  - tp_btf/tcp_rcv_space_adjust: names the process that really reads an accepted or
  *    adopted socket (its first recvmsg); nothing else on the data path.
  *  - tp_btf/tcp_send_reset, tcp_receive_reset: resets.
@@ -29,7 +32,7 @@
 #define AF_INET6 10
 #define SOL_TCP 6
 #define DNS_PORT 53
-#define ML_CB_FLAGS (BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG)
+#define ML_CB_FLAGS (BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG)
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -277,6 +280,36 @@ static __always_inline void set_listener_owner(struct ml_sock *s, struct sock *s
 	s->role = ML_ROLE_SERVER;
 }
 
+/* SYN (or SYN-ACK, inherited from the request) retransmissions. A SYN still queued behind an
+ * unresolved neighbour is not resent, so total_retrans stays 0 while the timer keeps
+ * expiring: count those expiries too. An ACK of the SYN resets icsk_retransmits, hence the
+ * max. */
+static __always_inline __u32 syn_retransmissions(struct tcp_sock *tp)
+{
+	__u32 expiries = tp->inet_conn.icsk_retransmits;
+
+	return tp->total_retrans > expiries ? tp->total_retrans : expiries;
+}
+
+/* A new entry for a socket that is completing the handshake's SYN_RECV -> ESTABLISHED. */
+static __always_inline void server_established(struct ml_sock *s, struct tcp_sock *tp, __u64 now)
+{
+	struct sock *sk = tp_sk(tp);
+
+	set_listener_owner(s, sk);
+	s->opened_ns = now;
+	fill_endpoints(&s->ep, sk);
+	refresh(s, tp, now);
+	s->state = TCP_ESTABLISHED;
+	s->syn_retrans = syn_retransmissions(tp);
+}
+
+static __always_inline void mark_closed(struct ml_sock *s, __u64 now)
+{
+	s->flags |= ML_SOCK_CLOSED;
+	s->closed_ns = now;
+}
+
 /* A socket first seen mid-life (open before attach, or given callbacks by an earlier
  * agent run): fill in what can still be learnt; the role is inferred from listeners. */
 static __always_inline void describe_unseen(struct ml_sock *s, struct sock *sk, __u64 now)
@@ -324,6 +357,15 @@ static __always_inline void emit_tcp(__u32 kind, __u64 cookie, struct ml_sock *s
 	bpf_ringbuf_submit(ev, 0);
 }
 
+/* A connect that failed (SYN_SENT -> CLOSE): an event, not a record. The kernel entry goes at
+ * once; user space forgets its reading on the event. tcp_done_with_error()/tcp_write_err()
+ * set sk_err before moving to CLOSE. */
+static __always_inline void connect_failed(__u64 cookie, struct ml_sock *s, struct sock *sk, __u64 now)
+{
+	emit_tcp(ML_EV_CONNECT_FAILED, cookie, s, sk->sk_err, now);
+	bpf_map_delete_elem(&ml_socks, &cookie);
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(ml_state, struct sock *sk, int oldstate, int newstate)
 {
@@ -358,28 +400,49 @@ int BPF_PROG(ml_state, struct sock *sk, int oldstate, int newstate)
 	cookie = sk_cookie(sk);
 	now = bpf_ktime_get_ns();
 
+	/* Closes that sockops' STATE_CB, run just before this in tcp_set_state(), recorded: a
+	 * connect's failure of a socket it gave the callback (only sockops does, at
+	 * TCP_CONNECT_CB), any other close of a socket it found closed. */
+	if (newstate == TCP_CLOSE && oldstate == TCP_SYN_SENT) {
+		if (tp->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG)
+			return 0;
+	} else if (newstate == TCP_CLOSE) {
+		s = bpf_map_lookup_elem(&ml_socks, &cookie);
+		if (s && (s->flags & ML_SOCK_CLOSED)) {
+			if (cfg_on(ML_CFG_LIFECYCLE_EVENTS))
+				emit_tcp(ML_EV_CLOSE, cookie, s, 0, now);
+			return 0;
+		}
+	}
 	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
-		s = sock_create(cookie, 0);
-		if (!s)
-			return 0;
-		set_listener_owner(s, sk);
-		s->opened_ns = now;
-	} else {
-		s = sock_get(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL);
-		if (!s)
-			return 0;
-		if (s->role == ML_ROLE_UNKNOWN) {
-			describe_unseen(s, sk, now);
-			if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
-				/* A connect that failed without an entry from TCP_CONNECT_CB. With
-				 * sk_err unset it failed inside connect() before that callback (no free
-				 * local port): the process is current and is the owner. Otherwise
-				 * (sockops not attached) this runs in softirq: owner stays unknown. */
-				s->role = ML_ROLE_CLIENT;
-				if (!sk->sk_err) {
-					owner_from_current(&s->owner, sk);
-					s->flags &= ~(ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL);
-				}
+		/* The entry is normally made by sockops' PASSIVE_ESTABLISHED_CB, run just before
+		 * this in the same softirq: this program is sometimes not run at all for a
+		 * socket's handshake (see ml_sockops). Made here only without sockops. */
+		s = bpf_map_lookup_elem(&ml_socks, &cookie);
+		if (!s) {
+			s = sock_create(cookie, 0);
+			if (!s)
+				return 0;
+			server_established(s, tp, now);
+		}
+		if (cfg_on(ML_CFG_LIFECYCLE_EVENTS))
+			emit_tcp(ML_EV_OPEN, cookie, s, 0, now);
+		return 0;
+	}
+	s = sock_get(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL);
+	if (!s)
+		return 0;
+	if (s->role == ML_ROLE_UNKNOWN) {
+		describe_unseen(s, sk, now);
+		if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
+			/* A connect that failed without an entry from TCP_CONNECT_CB. With sk_err
+			 * unset it failed inside connect() before that callback (no free local
+			 * port): the process is current and is the owner. Otherwise (sockops not
+			 * attached) this runs in softirq: owner stays unknown. */
+			s->role = ML_ROLE_CLIENT;
+			if (!sk->sk_err) {
+				owner_from_current(&s->owner, sk);
+				s->flags &= ~(ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL);
 			}
 		}
 	}
@@ -389,25 +452,15 @@ int BPF_PROG(ml_state, struct sock *sk, int oldstate, int newstate)
 		fill_endpoints(&s->ep, sk);
 	refresh(s, tp, now);
 	s->state = newstate;
-	if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV) {
-		/* SYN (or SYN-ACK, inherited from the request) retransmissions. A SYN still
-		 * queued behind an unresolved neighbour is not resent, so total_retrans stays 0
-		 * while the timer keeps expiring: count those expiries too. An ACK of the SYN
-		 * resets icsk_retransmits, hence the max. */
-		__u32 expiries = tp->inet_conn.icsk_retransmits;
-
-		s->syn_retrans = tp->total_retrans > expiries ? tp->total_retrans : expiries;
-	}
+	if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)
+		s->syn_retrans = syn_retransmissions(tp);
 
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
-		/* tcp_done_with_error()/tcp_write_err() set sk_err before moving to CLOSE. */
-		emit_tcp(ML_EV_CONNECT_FAILED, cookie, s, sk->sk_err, now);
-		bpf_map_delete_elem(&ml_socks, &cookie);
+		connect_failed(cookie, s, sk, now);
 		return 0;
 	}
 	if (newstate == TCP_CLOSE) {
-		s->flags |= ML_SOCK_CLOSED;
-		s->closed_ns = now;
+		mark_closed(s, now);
 		if (cfg_on(ML_CFG_LIFECYCLE_EVENTS))
 			emit_tcp(ML_EV_CLOSE, cookie, s, 0, now);
 	} else if (cfg_on(ML_CFG_LIFECYCLE_EVENTS)) {
@@ -475,12 +528,17 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		/* A client's flags are already set at TCP_CONNECT_CB: skip the helper call. */
 		if ((cur & ML_CB_FLAGS) != ML_CB_FLAGS)
 			bpf_sock_ops_cb_flags_set(skops, cur | ML_CB_FLAGS);
-		if (op != BPF_SOCK_OPS_TCP_CONNECT_CB)
+		if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
 			return 1;
 		break;
 	}
 	case BPF_SOCK_OPS_RTT_CB:
 	case BPF_SOCK_OPS_RTO_CB:
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		/* Only the close counts. */
+		if (skops->args[1] != BPF_TCP_CLOSE)
+			return 1;
 		break;
 	default:
 		return 1;
@@ -508,6 +566,38 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		s->updated_ns = s->opened_ns;
 		s->state = TCP_SYN_SENT;
 		fill_endpoints(&s->ep, tp_sk(tp));
+		return 1;
+	}
+	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+		/* An accepted socket, right before its SYN_RECV -> ESTABLISHED, in the softirq
+		 * that completes the handshake. Its entry is made here, not (only) by ml_state at
+		 * that transition: with RPS spreading a host's packets over CPUs, ml_state was not
+		 * run at all for ~1 in 1,000 accepted sockets' LISTEN -> SYN_RECV -> ESTABLISHED
+		 * (no recursion miss counted) while this program was; the entry was then first
+		 * made by an RTT sample, as a socket open before attach, and the connection's
+		 * server end was never recorded (issue 4). */
+		s = sock_create(cookie, 0);
+		if (s)
+			server_established(s, tp, bpf_ktime_get_ns());
+		return 1;
+	}
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		/* The close, for the same reason: a socket ml_state missed it for stayed open in
+		 * the map for good, its last counters never read (a failed connect's event never
+		 * sent). Runs in tcp_set_state() just before the tracepoint, which then leaves it. */
+		__u64 now = bpf_ktime_get_ns();
+
+		s = bpf_map_lookup_elem(&ml_socks, &cookie);
+		if (!s)
+			return 1;
+		refresh(s, tp, now);
+		s->state = TCP_CLOSE;
+		if (skops->args[0] == BPF_TCP_SYN_SENT) {
+			s->syn_retrans = syn_retransmissions(tp);
+			connect_failed(cookie, s, tp_sk(tp), now);
+		} else {
+			mark_closed(s, now);
+		}
 		return 1;
 	}
 	/* Per-round-trip path: samples only. Counters are refreshed by ml_refresh at read time. */
