@@ -30,11 +30,12 @@ export function ingest<T extends RecordTypeName>(expected: T, value: Buffer | nu
   if (value === null) return { records: [], dead: [frameDeadLetter('empty', 'message has no value', Buffer.alloc(0))] };
   try {
     const fast = expected === 'tcp';
-    const frame = decodeFrame(value, { validate: !fast, tcpRecord: fast ? heldOrRecord(new TcpPayloadCheck()) : undefined });
+    const reading = fast ? new TcpReading() : null;
+    const frame = decodeFrame(value, { validate: !fast, tcpRecord: reading?.read });
     if (frame.header.type !== expected) {
       return { records: [], dead: [frameDeadLetter('wrong_record_type', `${frame.header.type} records on a topic of ${expected} records`, value)] };
     }
-    const { records, invalid } = fast ? validateTcp(frame.records) : { records: frame.records, invalid: frame.invalid };
+    const { records, invalid } = reading ? validateTcp(frame.records, reading.held) : { records: frame.records, invalid: frame.invalid };
     return {
       records: records as IngestedRecord<T>[],
       dead: invalid.map((bad) => ({
@@ -53,20 +54,30 @@ export function ingest<T extends RecordTypeName>(expected: T, value: Buffer | nu
 
 /**
  * A version-2 tcp record the fast check accepts is read straight into its held form; any
- * other becomes a TcpRecord for validateTcp (and zod) to decide on.
+ * other becomes a TcpRecord for validateTcp (and zod) to decide on. A held side is a plain
+ * object, so which records were read held is kept beside them (a version-1 frame's records
+ * are never read here: none is held).
  */
-function heldOrRecord(check: TcpPayloadCheck): (r: TcpPayloadReader) => HeldSide | TcpRecord {
-  return (r) => (check.valid(r) ? new HeldSide(r) : r.record());
+class TcpReading {
+  private readonly check = new TcpPayloadCheck();
+  /** By record index: read held. */
+  readonly held: boolean[] = [];
+
+  readonly read = (r: TcpPayloadReader): HeldSide | TcpRecord => {
+    const ok = this.check.valid(r);
+    this.held.push(ok);
+    return ok ? HeldSide.from(r) : r.record();
+  };
 }
 
 /** The fast check first (already done for sides read held); zod decides (and explains) whatever the fast check does not accept outright. */
-function validateTcp(decoded: unknown[]): { records: HeldSide[]; invalid: InvalidRecord[] } {
+function validateTcp(decoded: unknown[], held: readonly boolean[]): { records: HeldSide[]; invalid: InvalidRecord[] } {
   const records: HeldSide[] = [];
   const invalid: InvalidRecord[] = [];
   for (let i = 0; i < decoded.length; i++) {
     const r = decoded[i];
-    if (r instanceof HeldSide) {
-      records.push(r);
+    if (held[i] === true) {
+      records.push(r as HeldSide);
       continue;
     }
     const parsed = certainlyValidTcpRecord(r) ? null : recordSchemas.tcp.safeParse(r);

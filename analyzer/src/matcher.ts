@@ -5,10 +5,12 @@
  * its token). No I/O, no clocks; time is the slots the records carry.
  */
 import { isLoopback } from './enrich.js';
+import { plainIPv4 } from './fast-validate.js';
 import { HeldSide } from './held-side.js';
 
 export interface FlowGroup {
-  key: string;
+  /** Where the matcher held the group (see `find`); unique within its slot. */
+  key: string | number;
   slotStartMs: number;
   slotMs: number;
   client: HeldSide | null;
@@ -19,9 +21,30 @@ export interface FlowGroup {
   capFlushed: boolean;
 }
 
+interface HeldGroup extends FlowGroup {
+  /** The other end of a connection between plain IPv4 addresses (see `numericEnds`), -1 for any other. */
+  readonly peer: number;
+}
+
+/** Every group is made by this one literal: held ones are allocated in the old generation once V8 sees them live long (held-side.ts). */
+function group(key: string | number, r: HeldSide, peer: number, late: boolean): HeldGroup {
+  return {
+    key,
+    slotStartMs: r.slot_start_ms,
+    slotMs: r.slot_ms,
+    client: late && r.role === 'client' ? r : null,
+    server: late && r.role === 'server' ? r : null,
+    late,
+    capFlushed: false,
+    peer,
+  };
+}
+
 interface Slot {
-  groups: Map<string, FlowGroup>;
+  groups: Map<string | number, HeldGroup>;
   minOffset: number;
+  /** Whether a connection between plain IPv4 addresses was ever held by its string key here (see `find`). */
+  spilled: boolean;
 }
 
 /**
@@ -35,6 +58,60 @@ function keyOf(r: HeldSide): string {
   const b = r.remote_ip;
   const key = a < b || (a === b && r.local_port <= r.remote_port) ? `${a}|${r.local_port}|${b}|${r.remote_port}` : `${b}|${r.remote_port}|${a}|${r.local_port}`;
   return isLoopback(a) ? `${key}@${r.owner.node}/${r.owner.netns}` : key;
+}
+
+/** `numericEnds`' answer (`ok`: whether it had one), in place: it runs for every record, and an object per answer would be garbage. */
+const ends = { ok: false, end: 0, peer: 0 };
+
+/**
+ * A connection between two plain IPv4 addresses, not on loopback, as two numbers (address *
+ * 2^16 + port, exact in a double): `end`, the end with the higher port (the ephemeral one as a
+ * rule, which few connections of a slot share; equal ports: the lower value), and `peer`. False
+ * for any other connection. Both sides of a connection give the same two numbers.
+ */
+function numericEnds(r: HeldSide): boolean {
+  ends.ok = false;
+  const a = plainIPv4(r.local_ip);
+  // Loopback (127.0.0.0/8) goes by keyOf, which adds the netns.
+  if (a < 0 || (a >= 127 * 2 ** 24 && a < 128 * 2 ** 24)) return false;
+  const b = plainIPv4(r.remote_ip);
+  if (b < 0) return false;
+  ends.ok = true;
+  const x = a * 65536 + r.local_port;
+  const y = b * 65536 + r.remote_port;
+  const localFirst = r.local_port > r.remote_port || (r.local_port === r.remote_port && x <= y);
+  ends.end = localFirst ? x : y;
+  ends.peer = localFirst ? y : x;
+  return true;
+}
+
+/**
+ * The group of `r`'s connection in `slot`. A connection between plain IPv4 addresses is held
+ * by the number of one end, checked against the other (no key string is made and hashed per
+ * record, which was most of the matcher's time); when another connection already holds that
+ * number in the slot it is held by its string key instead, and from then on every lookup in
+ * the slot that misses the number tries the string too. Any other connection goes by its
+ * string key.
+ */
+function find(slot: Slot, r: HeldSide): HeldGroup | undefined {
+  if (!numericEnds(r)) return slot.groups.get(keyOf(r));
+  const g = slot.groups.get(ends.end);
+  if (g !== undefined && g.peer === ends.peer) return g;
+  return slot.spilled ? slot.groups.get(keyOf(r)) : undefined;
+}
+
+/** A new group for `r`'s connection in `slot`, where `find(slot, r)` just found none (and left `ends` set). */
+function hold(slot: Slot, r: HeldSide): HeldGroup {
+  const numeric = ends.ok;
+  let g: HeldGroup;
+  if (numeric && !slot.groups.has(ends.end)) {
+    g = group(ends.end, r, ends.peer, false);
+  } else {
+    if (numeric) slot.spilled = true;
+    g = group(keyOf(r), r, numeric ? ends.peer : -1, false);
+  }
+  slot.groups.set(g.key, g);
+  return g;
 }
 
 export interface MatcherLimits {
@@ -80,21 +157,16 @@ export class Matcher {
   add(r: HeldSide, offset: number, out: FlowGroup[]): boolean {
     if (r.slot_start_ms < this.watermarkMs) {
       if (offset <= this.emittedThrough) return false;
-      out.push({ key: keyOf(r), slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: r.role === 'client' ? r : null, server: r.role === 'server' ? r : null, late: true, capFlushed: false });
+      out.push(numericEnds(r) ? group(ends.end, r, ends.peer, true) : group(keyOf(r), r, -1, true));
       return true;
     }
     if (r.slot_start_ms > this.maxSlotMs) this.maxSlotMs = r.slot_start_ms;
     let slot = this.slots.get(r.slot_start_ms);
     if (!slot) {
-      slot = { groups: new Map(), minOffset: offset };
+      slot = { groups: new Map(), minOffset: offset, spilled: false };
       this.slots.set(r.slot_start_ms, slot);
     }
-    const key = keyOf(r);
-    let g = slot.groups.get(key);
-    if (!g) {
-      g = { key, slotStartMs: r.slot_start_ms, slotMs: r.slot_ms, client: null, server: null, late: false, capFlushed: false };
-      slot.groups.set(key, g);
-    }
+    const g = find(slot, r) ?? hold(slot, r);
     const prev = r.role === 'client' ? g.client : g.server;
     const side = prev ? HeldSide.merge(prev, r) : r;
     if (r.role === 'client') g.client = side;
@@ -139,16 +211,17 @@ export class Matcher {
    * pressure a sweep runs late, and a short connection's two ends can land a slot or more
    * apart although the connection lived in one. Stored at the earlier slot, as one flow.
    */
-  private adoptOtherEnd(g: FlowGroup, later: readonly number[]): void {
+  private adoptOtherEnd(g: HeldGroup, later: readonly number[]): void {
+    const side = (g.client ?? g.server)!;
     for (const s of later) {
-      const groups = this.slots.get(s)?.groups;
-      if (!groups) continue;
-      const other = groups.get(g.key);
+      const slot = this.slots.get(s);
+      if (!slot) continue;
+      const other = find(slot, side);
       if (!other || !other.client === !other.server) continue;
       if ((g.client && other.client) || (g.server && other.server)) return;
       g.client ??= other.client;
       g.server ??= other.server;
-      groups.delete(g.key);
+      slot.groups.delete(other.key);
       return;
     }
   }

@@ -14,11 +14,39 @@ const CACHED_MAX_ENTRIES = 4096;
 const encodedText = new Map<string, Buffer>();
 
 /**
- * A growable byte buffer written front to back. Growing starts a new buffer (twice the size)
- * after the written part of the current one instead of copying that part: a unit's inserts
- * run to megabytes, and the copies of a doubling buffer were a visible cost of the analyzer.
- * Every write is preceded by `ensure` of its length and reads `buf` and `pos` after it, so
- * the bytes of one write are contiguous; the stream as a whole may break between writes.
+ * Blocks of memory for ByteWriters, handed back once what was written in them has been sent.
+ * A unit's inserts run to megabytes: new buffers for every unit were pages the kernel had to
+ * fault in and zero, and external memory that V8 counts towards scheduling its GCs.
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(
+    readonly blockBytes: number,
+    /** Most blocks kept unused: beyond it, blocks handed back are left to the GC. */
+    private readonly maxFree: number,
+  ) {}
+
+  take(minBytes: number): Buffer {
+    if (minBytes <= this.blockBytes) {
+      const b = this.free.pop();
+      if (b) return b;
+    }
+    return Buffer.allocUnsafe(Math.max(minBytes, this.blockBytes));
+  }
+
+  give(b: Buffer): void {
+    if (b.length === this.blockBytes && this.free.length < this.maxFree) this.free.push(b);
+  }
+}
+
+/**
+ * A growable byte buffer written front to back. Growing starts a new buffer after the written
+ * part of the current one instead of copying that part: a unit's inserts run to megabytes, and
+ * the copies of a doubling buffer were a visible cost of the analyzer. The new buffer is twice
+ * the size, or with a pool the pool's next block. Every write is preceded by `ensure` of its
+ * length and reads `buf` and `pos` after it, so the bytes of one write are contiguous; the
+ * stream as a whole may break between writes.
  */
 export class ByteWriter {
   buf: Buffer;
@@ -26,16 +54,39 @@ export class ByteWriter {
   /** The buffers filled before `buf`, cut to their written parts. */
   private readonly filled: Buffer[] = [];
   private filledBytes = 0;
+  /** With a pool: every buffer taken from it, for `release`. */
+  private readonly taken: Buffer[] = [];
 
-  constructor(initial = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(initial);
+  constructor(
+    initial = 64 * 1024,
+    private readonly pool: BufferPool | null = null,
+  ) {
+    this.buf = this.take(initial);
+  }
+
+  private take(n: number): Buffer {
+    if (!this.pool) return Buffer.allocUnsafe(n);
+    const b = this.pool.take(n);
+    this.taken.push(b);
+    return b;
   }
 
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     if (this.pos > 0) this.filled.push(this.buf.subarray(0, this.pos));
     this.filledBytes += this.pos;
-    this.buf = Buffer.allocUnsafe(Math.max(this.buf.length * 2, n));
+    this.buf = this.take(this.pool ? n : Math.max(this.buf.length * 2, n));
+    this.pos = 0;
+  }
+
+  /** Hands the buffers back to the pool: the writer and every chunk it gave out are done with. */
+  release(): void {
+    if (!this.pool) return;
+    for (const b of this.taken) this.pool.give(b);
+    this.taken.length = 0;
+    this.filled.length = 0;
+    this.filledBytes = 0;
+    this.buf = Buffer.alloc(0);
     this.pos = 0;
   }
 
@@ -195,12 +246,14 @@ export abstract class StringMapEntries {
 
 /**
  * A value for an Array(UInt16) or Array(UInt32) column given as the non-zero entries of a run
- * (a sparse histogram's `idx` and `cnt`): written as every element from `idx[0]` to the last
- * index, zeros between, without making that array per row. Any other column refuses it.
+ * (a sparse histogram's `idx` and `cnt`, their first `n` entries: the arrays are reused from
+ * row to row): written as every element from `idx[0]` to the last index, zeros between,
+ * without making that array per row. Any other column refuses it.
  */
 export class SparseRun {
-  idx: readonly number[] = [];
-  cnt: readonly number[] = [];
+  n = 0;
+  readonly idx: number[] = [];
+  readonly cnt: number[] = [];
 }
 
 export class RowBinaryTypeError extends Error {
@@ -249,7 +302,7 @@ function uintArrayWriter(width: 'UInt16' | 'UInt32'): ColumnWriter {
   return (o, v) => {
     if (v instanceof SparseRun) {
       const { idx, cnt } = v;
-      const k = idx.length;
+      const k = v.n;
       const first = k === 0 ? 0 : idx[0]!;
       const n = k === 0 ? 0 : idx[k - 1]! - first + 1;
       o.varint(n);

@@ -5,6 +5,7 @@
  */
 import { bucketOf, type DnsRecord, type Owner, type TcpEvent } from '@meshlens/schemas';
 import { Enricher, type SideLabel } from './enrich.js';
+import { HeldSide } from './held-side.js';
 import type { FlowGroup } from './matcher.js';
 import { SparseRun, StringMapEntries, type ByteWriter } from './row-binary.js';
 
@@ -57,8 +58,6 @@ export type FlowRow = Record<string, unknown>;
  */
 export type UnmatchedReason = 'peer_not_instrumented' | 'peer_missing' | 'memory_cap';
 
-const EMPTY: readonly number[] = [];
-
 /**
  * Flow rows built into one object, overwritten by the next: rows are encoded as soon as they
  * are added to a unit (sink.ts), so none outlives its `add`, and a row per group would only
@@ -88,14 +87,12 @@ export class FlowRows {
     this.attrs.client = c ? c.owner : null;
     this.attrs.server = s ? s.owner : null;
     const peer = c ? sl : cl;
-    // tcp_flows stores histograms as runs (migration 0008), written from the sparse arrays;
-    // the sparse column names are aliases.
+    // tcp_flows stores histograms as runs (migration 0008), written from the sparse arrays,
+    // read into the runs' own arrays; the sparse column names are aliases.
     const cRun = this.clientRun;
     const sRun = this.serverRun;
-    cRun.idx = c ? c.rtt_idx : EMPTY;
-    cRun.cnt = c ? c.rtt_cnt : EMPTY;
-    sRun.idx = s ? s.rtt_idx : EMPTY;
-    sRun.cnt = s ? s.rtt_cnt : EMPTY;
+    cRun.n = c ? HeldSide.readHistogram(c, cRun.idx, cRun.cnt) : 0;
+    sRun.n = s ? HeldSide.readHistogram(s, sRun.idx, sRun.cnt) : 0;
     // Every property is set on every call, in one order: the object keeps one shape, and the
     // sink names the table's columns from the first row's keys.
     const row = this.row;
@@ -137,9 +134,9 @@ export class FlowRows {
     row.server_srtt_us = s?.srtt_us ?? 0;
     row.client_min_rtt_us = c?.min_rtt_us ?? 0;
     row.server_min_rtt_us = s?.min_rtt_us ?? 0;
-    row.client_rtt_first_bucket = c && c.rtt_idx.length > 0 ? c.rtt_idx[0]! : 0;
+    row.client_rtt_first_bucket = cRun.n > 0 ? cRun.idx[0]! : 0;
     row.client_rtt_bucket_counts = cRun;
-    row.server_rtt_first_bucket = s && s.rtt_idx.length > 0 ? s.rtt_idx[0]! : 0;
+    row.server_rtt_first_bucket = sRun.n > 0 ? sRun.idx[0]! : 0;
     row.server_rtt_bucket_counts = sRun;
     row.opened = Boolean(c?.opened || s?.opened);
     row.closed = Boolean(c?.closed || s?.closed);

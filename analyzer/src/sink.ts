@@ -10,7 +10,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from 'pino';
 import { SYNC_INSERT_SETTINGS } from '@meshlens/schemas/clickhouse';
 import type { Metrics } from './metrics.js';
-import { ByteWriter, RowBinaryTypeError, rowEncoder, type RowEncoder } from './row-binary.js';
+import { BufferPool, ByteWriter, RowBinaryTypeError, rowEncoder, type RowEncoder } from './row-binary.js';
 
 /** Settings the exactly-once argument depends on, stated instead of inherited (clickhouse-local defaults to async inserts). */
 export function dedupSettings(token: string) {
@@ -47,9 +47,9 @@ export class RowBatch {
   constructor(
     readonly table: string,
     private readonly encoderFor: (columns: string[]) => TableEncoder,
-    initialBytes: number,
+    pool: BufferPool,
   ) {
-    this.out = new ByteWriter(initialBytes);
+    this.out = new ByteWriter(pool.blockBytes, pool);
   }
 
   add(row: Record<string, unknown>): void {
@@ -91,10 +91,10 @@ export class ClickHouseSink {
   /** By table and column list: built once from the table's own column types. */
   private readonly encoders = new Map<string, TableEncoder>();
   /**
-   * By table, the size of its last insert: a batch starts that large (up to 4 MiB: memory a
-   * small unit would not use, and V8 counts towards its GC pressure), so it rarely grows and copies.
+   * Where every batch's bytes are written: 256 KiB blocks (a small unit's batch takes one),
+   * back in the pool when the insert is acknowledged; up to 64 (16 MiB) kept between units.
    */
-  private readonly batchBytes = new Map<string, number>();
+  private readonly pool = new BufferPool(256 * 1024, 64);
 
   constructor(
     private readonly ch: ClickHouseClient,
@@ -122,14 +122,13 @@ export class ClickHouseSink {
   }
 
   batch(table: string): RowBatch {
-    return new RowBatch(table, (columns) => this.encoderFor(table, columns), this.batchBytes.get(table) ?? 64 * 1024);
+    return new RowBatch(table, (columns) => this.encoderFor(table, columns), this.pool);
   }
 
   async insert(batch: RowBatch, token: string, hooks: RetryHooks): Promise<void> {
     const { table } = batch;
     // Encoded once: a retry during an outage resends the same bytes.
     const body = batch.out.chunks();
-    this.batchBytes.set(table, Math.min(4 * 2 ** 20, Math.max(4096, batch.out.length)));
     let attempt = 0;
     for (;;) {
       const end = this.metrics.insertSeconds.startTimer({ table });
@@ -138,6 +137,8 @@ export class ClickHouseSink {
         // The answer to an INSERT is empty; reading it to the end hands the socket back to the pool.
         for await (const chunk of res.stream) void chunk;
         end();
+        // Acknowledged: the server has read the whole body, the socket holds none of it.
+        batch.out.release();
         this.metrics.rowsInserted.inc({ table }, batch.rows);
         if (attempt > 0) hooks.onStall(false);
         return;

@@ -87,6 +87,30 @@ describe('Matcher', () => {
     assert.deepEqual(out.map((g) => [g.client?.owner.netns, g.server?.owner.netns]), [[1, 1], [2, 2]]);
   });
 
+  it('keeps connections apart that share the end it keys them by, within a slot and when joining ends across slots', () => {
+    const m = new Matcher({ graceMs: 2 * SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+    // One client socket, A (the higher port: the end the matcher keys by), to three servers.
+    const server = (n: number) => ({ ip: `10.0.1.${n}`, port: 80, node: `s${n}` });
+    const c1 = connection(1, A, server(1), T0);
+    const c2 = connection(2, A, server(2), T0);
+    const c3 = connection(3, A, server(3), T0);
+    const c3Later = connection(3, A, server(3), T0 + SLOT_MS);
+    const out: FlowGroup[] = [];
+    // Slot T0: c1 takes A; c2 and c3 find it taken (c2's ends in either order); c3's server comes a slot later, where A is free.
+    for (const [r, offset] of [[c1.client, 1], [c2.server, 2], [c3.client, 3], [c2.client, 4], [c1.server, 5], [c3Later.server, 6]] as const) {
+      m.add(HeldSide.of(r), offset, out);
+    }
+    assert.equal(m.held, 6);
+    m.advanceTo(m.closeAllWatermark(), out);
+    const shape = (g: FlowGroup) => [g.slotStartMs - T0, g.client?.remote_ip ?? null, g.server?.local_ip ?? null, g.server ? g.server.slot_start_ms - T0 : null];
+    assert.deepEqual(out.map(shape).sort(), [
+      [0, '10.0.1.1', '10.0.1.1', 0],
+      [0, '10.0.1.2', '10.0.1.2', 0],
+      [0, '10.0.1.3', '10.0.1.3', SLOT_MS],
+    ]);
+    assert.equal(m.held, 0);
+  });
+
   it('past maxHeld closes the oldest slot early, flagged, and a replay from the committed state closes it at the same record', () => {
     const feed = Array.from({ length: 5 }, (_, i) => connection(10 + i, { ...A, port: A.port + i }, B, T0 + (i < 3 ? 0 : SLOT_MS)));
     // Clients first, then servers: with room for 4 held records the fifth client closes slot T0
@@ -139,6 +163,6 @@ describe('Matcher', () => {
       [c.bytes_sent, c.segs_received, c.retrans_segs, c.min_rtt_us, c.srtt_us, c.opened, c.closed, c.owner, c.local_port],
       [first.bytes_sent + again.bytes_sent, first.segs_received + again.segs_received, first.retrans_segs + again.retrans_segs, first.min_rtt_us, again.srtt_us, true, true, again.owner, A.port],
     );
-    assert.deepEqual({ idx: c.rtt_idx, cnt: c.rtt_cnt }, mergeHistograms(first.rtt_hist, again.rtt_hist));
+    assert.deepEqual(HeldSide.histogram(c), mergeHistograms(first.rtt_hist, again.rtt_hist));
   });
 });

@@ -9,7 +9,7 @@ import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { toBucketRun, type TcpRecord } from '@meshlens/schemas';
 import { clickhouseClient } from '@meshlens/schemas/clickhouse';
 import { ClickHouseSink, createMetrics, DnsNames, Enricher, FlowRows, HeldSide, MetadataIndex, type FlowGroup } from '../src/index.js';
-import { ByteWriter, SparseRun } from '../src/row-binary.js';
+import { BufferPool, ByteWriter, SparseRun } from '../src/row-binary.js';
 import { T0, connection } from './harness.js';
 
 const hooks = { beforeRetry: async () => {}, onStall: () => {} };
@@ -134,10 +134,12 @@ describe('RowBinary inserts', () => {
       { idx: [367], cnt: [256] },
     ];
     const batch = sink.batch('runs');
+    // One run for every row, as FlowRows reuses its own: a short histogram after a long one leaves entries past `n`.
+    const run = new SparseRun();
     hists.forEach((h, n) => {
-      const run = new SparseRun();
-      run.idx = h.idx;
-      run.cnt = h.cnt;
+      run.n = h.idx.length;
+      h.idx.forEach((i, k) => (run.idx[k] = i));
+      h.cnt.forEach((c, k) => (run.cnt[k] = c));
       batch.add({ n, c32: run, c16: run });
     });
     await sink.insert(batch, 'token-7', hooks);
@@ -175,5 +177,19 @@ describe('ByteWriter', () => {
     assert.ok(growing.chunks().length > 5, 'the small writer grew several times');
     assert.equal(growing.length, roomy.length);
     assert.deepEqual(Buffer.concat(growing.chunks()), Buffer.concat(roomy.chunks()));
+
+    // From a pool of blocks (4 KiB: Node gives buffers that large memory of their own).
+    const pool = new BufferPool(4096, 100);
+    const pooled = new ByteWriter(pool.blockBytes, pool);
+    write(pooled);
+    assert.ok(pooled.chunks().length > 1, 'the pooled writer took more than one block');
+    assert.deepEqual(Buffer.concat(pooled.chunks()), Buffer.concat(roomy.chunks()));
+    // Released, its blocks are the next writer's: the same bytes again, in the same memory.
+    const blocks = new Set(pooled.chunks().map((c) => c.buffer));
+    pooled.release();
+    const again = new ByteWriter(pool.blockBytes, pool);
+    write(again);
+    assert.deepEqual(Buffer.concat(again.chunks()), Buffer.concat(roomy.chunks()));
+    assert.ok(again.chunks().some((c) => blocks.has(c.buffer)), 'a released block was reused');
   });
 });

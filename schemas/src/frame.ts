@@ -28,6 +28,7 @@ import { RecordType, recordSchemas, type RecordOf, type RecordTypeName, type Tcp
 import { TcpCodecError, TcpPayloadBuilder, decodeTcpPayload, encodeTcpPayload, type TcpPayloadReader } from './tcp-codec.js';
 
 export type { TcpPayloadReader } from './tcp-codec.js';
+export { encodeSparseHistogram, readSparseHistogram } from './tcp-codec.js';
 
 export const FRAME_MAGIC = 0x534e4c4d; // "MLNS" read as u32 LE
 export const FRAME_VERSION = 2;

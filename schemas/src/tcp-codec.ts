@@ -24,6 +24,7 @@
  * out-of-range length, index or varint is a TcpCodecError, and the records it builds are
  * still validated by the analyzer like any other.
  */
+import type { SparseHistogram } from './histogram.js';
 import type { Endpoint, Owner, Role, TcpRecord } from './records.js';
 
 export class TcpCodecError extends Error {
@@ -59,6 +60,33 @@ class Writer {
 }
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** A histogram as the payload lays it out (varint n, n bucket steps, n counts); false when it cannot be written exactly. */
+function writeHistogram(w: Writer, h: SparseHistogram): boolean {
+  if (typeof h !== 'object' || h === null || !Array.isArray(h.idx) || !Array.isArray(h.cnt) || h.idx.length !== h.cnt.length) return false;
+  w.varint(h.idx.length);
+  let prev = -1;
+  for (const i of h.idx) {
+    if (!isUint(i) || i <= prev) return false;
+    w.varint(i - prev);
+    prev = i;
+  }
+  for (const c of h.cnt) {
+    if (!isUint(c)) return false;
+    w.varint(c);
+  }
+  return true;
+}
+
+/**
+ * A histogram alone in the payload's layout, for readSparseHistogram: a consumer that holds
+ * histograms as their payload bytes (the analyzer) makes its others (merged, or from a
+ * TcpRecord) the same way. Null when it cannot be written exactly.
+ */
+export function encodeSparseHistogram(h: SparseHistogram): Uint8Array | null {
+  const w = new Writer(8 + 16 * h.idx.length);
+  return writeHistogram(w, h) ? w.buf.subarray(0, w.pos) : null;
+}
 
 /** The payload for `records`, or null when one of them cannot be written exactly. */
 export function encodeTcpPayload(records: readonly TcpRecord[]): Buffer | null {
@@ -148,20 +176,7 @@ export class TcpPayloadBuilder {
       if (!isUint(v)) return false;
       body.varint(v);
     }
-    const h = r.rtt_hist;
-    if (typeof h !== 'object' || h === null || !Array.isArray(h.idx) || !Array.isArray(h.cnt) || h.idx.length !== h.cnt.length) return false;
-    body.varint(h.idx.length);
-    let prev = -1;
-    for (const i of h.idx) {
-      if (!isUint(i) || i <= prev) return false;
-      body.varint(i - prev);
-      prev = i;
-    }
-    for (const c of h.cnt) {
-      if (!isUint(c)) return false;
-      body.varint(c);
-    }
-    return true;
+    return writeHistogram(body, r.rtt_hist);
   }
 
   /** The payload of the records added (the builder is done with). */
@@ -181,10 +196,10 @@ export class TcpPayloadBuilder {
 
 class Reader {
   p = 0;
-  readonly end: number;
+  end: number;
   strings: string[] = [];
 
-  constructor(readonly b: Uint8Array) {
+  constructor(public b: Uint8Array) {
     this.end = b.length;
   }
 
@@ -213,6 +228,26 @@ class Reader {
       if (x3 < 0x80) {
         this.p = p + 4;
         return (x0 & 0x7f) | ((x1 & 0x7f) << 7) | ((x2 & 0x7f) << 14) | (x3 << 21);
+      }
+      // Up to seven bytes (49 bits: epoch milliseconds, namespace inodes, large counters): the
+      // bits above 28 as one integer, scaled once.
+      if (p + 7 <= this.end) {
+        const low = (x0 & 0x7f) | ((x1 & 0x7f) << 7) | ((x2 & 0x7f) << 14) | ((x3 & 0x7f) << 21);
+        const x4 = b[p + 4]!;
+        if (x4 < 0x80) {
+          this.p = p + 5;
+          return low + x4 * 2 ** 28;
+        }
+        const x5 = b[p + 5]!;
+        if (x5 < 0x80) {
+          this.p = p + 6;
+          return low + ((x4 & 0x7f) | (x5 << 7)) * 2 ** 28;
+        }
+        const x6 = b[p + 6]!;
+        if (x6 < 0x80) {
+          this.p = p + 7;
+          return low + ((x4 & 0x7f) | ((x5 & 0x7f) << 7) | (x6 << 14)) * 2 ** 28;
+        }
       }
     }
     return this.longVarint();
@@ -249,6 +284,39 @@ class Reader {
     if (i > this.strings.length) throw new TcpCodecError(`string index ${i - 1} of ${this.strings.length}`);
     return i === 0 ? null : this.strings[i - 1]!;
   }
+}
+
+/** The bucket count of the histogram at the reader's position, read. */
+function histogramLength(r: Reader): number {
+  const n = r.varint();
+  if (n > r.end - r.p) throw new TcpCodecError(`histogram of ${n} buckets runs past the payload`);
+  return n;
+}
+
+/** The `n` buckets of a histogram after its length into `idx` and `cnt`, from index 0. */
+function readBuckets(r: Reader, n: number, idx: number[], cnt: number[]): void {
+  let prev = -1;
+  for (let i = 0; i < n; i++) idx[i] = prev += r.varint();
+  for (let i = 0; i < n; i++) cnt[i] = r.varint();
+}
+
+/** One reader, re-pointed for each histogram read back from bytes: reading one allocates nothing. */
+const histogramReader = new Reader(new Uint8Array(0));
+
+/**
+ * The histogram at `pos` of `b` (a payload at a reader's `rtt_pos`, or encodeSparseHistogram's
+ * bytes at 0), as TcpPayloadReader reads it, into the first entries of `idx` and `cnt`: arrays
+ * a caller reuses, which may be longer (their lengths are left alone: setting one is a
+ * runtime call). Returns the bucket count.
+ */
+export function readSparseHistogram(b: Uint8Array, pos: number, idx: number[], cnt: number[]): number {
+  const r = histogramReader;
+  r.b = b;
+  r.p = pos;
+  r.end = b.length;
+  const n = histogramLength(r);
+  readBuckets(r, n, idx, cnt);
+  return n;
 }
 
 /**
@@ -293,11 +361,19 @@ export class TcpPayloadReader {
   /** The sparse RTT histogram's arrays, new for each record (a consumer may keep them). */
   rtt_idx: number[] = [];
   rtt_cnt: number[] = [];
+  /**
+   * The payload, and where the histogram is in it, for readSparseHistogram: the analyzer holds
+   * every record until its slot closes, and holding two arrays per record made them much of
+   * what its scavenges copied; it holds these instead.
+   */
+  readonly rtt_bytes: Uint8Array;
+  rtt_pos = 0;
   private readonly r: Reader;
 
   /** Reads the string and owner tables; throws TcpCodecError on anything malformed. */
   constructor(b: Uint8Array) {
     const r = (this.r = new Reader(b));
+    this.rtt_bytes = b;
     const end = b.length;
     const nStrings = r.varint();
     if (nStrings > end) throw new TcpCodecError(`${nStrings} strings in ${end} bytes`);
@@ -357,15 +433,12 @@ export class TcpPayloadReader {
     this.resets_received = r.varint();
     this.srtt_us = r.varint();
     this.min_rtt_us = r.varint();
-    const n = r.varint();
-    if (n > r.end - r.p) throw new TcpCodecError(`histogram of ${n} buckets runs past the payload`);
-    // Sized up front: an array grown by push reserves 17 slots at its first element, and the
-    // analyzer holds every record (two histograms each) until its slot closes.
+    this.rtt_pos = r.p;
+    const n = histogramLength(r);
+    // Sized up front: an array grown by push reserves 17 slots at its first element.
     const idx = new Array<number>(n);
     const cnt = new Array<number>(n);
-    let prev = -1;
-    for (let i = 0; i < n; i++) idx[i] = prev += r.varint();
-    for (let i = 0; i < n; i++) cnt[i] = r.varint();
+    readBuckets(r, n, idx, cnt);
     this.rtt_idx = idx;
     this.rtt_cnt = cnt;
     return true;
