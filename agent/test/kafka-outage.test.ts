@@ -30,9 +30,9 @@ describe('agent while Kafka is away', () => {
 
   before(async () => {
     brokerPid = (await startKafka(cfg)).pid;
-    // Packets spread over CPUs as on a real host (RPS): only then was the state tracepoint's
-    // program, now and then, not run for a handshake or a close, and ~1 in 1,000 server ends
-    // went missing, more closes with their bytes (issue 4).
+    // Packets spread over CPUs as on a real host (RPS): only then did the kernel skip the state
+    // tracepoint's program now and then (a run nested on a CPU, bpf/README.md), and ~1 in
+    // 1,000 server ends went missing, more closes with their bytes (issue 4).
     lab = await createLab({ prefix: 'agout', hosts: [{ name: 'a' }, { name: 'b' }], flowsInOrder: true });
   });
 

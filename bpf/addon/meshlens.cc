@@ -576,12 +576,15 @@ class Probes : public Napi::ObjectWrap<Probes> {
     return out;
   }
 
-  // programStats() -> [{ program, runCount, runTimeNs }]. The first call turns on the
-  // kernel's run-time accounting (it stays on, for every program on the host, until these
-  // probes close); counts start from that moment.
+  // programStats(timing = true) -> [{ program, id, runCount, runTimeNs, missedRuns }]. With
+  // timing, the first call turns on the kernel's run-time accounting (it stays on, for every
+  // program on the host, until these probes close) and runCount/runTimeNs count from that
+  // moment; without it they stay 0 and the call costs the host nothing. missedRuns is always
+  // counted: runs the kernel skipped because the program was already running on that CPU.
   Napi::Value ProgramStats(const Napi::CallbackInfo &info) {
     RequireOpen();
-    if (stats_fd_ < 0) {
+    bool timing = info.Length() < 1 || !info[0].IsBoolean() || info[0].As<Napi::Boolean>().Value();
+    if (timing && stats_fd_ < 0) {
       stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
       if (stats_fd_ < 0) throw Napi::Error::New(env_, std::string("bpf_enable_stats: ") + strerror(errno));
     }
@@ -595,8 +598,10 @@ class Probes : public Napi::ObjectWrap<Probes> {
       if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &pi, &len)) continue;
       auto o = Napi::Object::New(env_);
       o.Set("program", r.name);
+      o.Set("id", pi.id);
       o.Set("runCount", static_cast<double>(pi.run_cnt));
       o.Set("runTimeNs", static_cast<double>(pi.run_time_ns));
+      o.Set("missedRuns", static_cast<double>(pi.recursion_misses));
       out.Set(n++, o);
     }
     return out;

@@ -12,7 +12,7 @@
  *    PASSIVE_ESTABLISHED_CB, enables RTT/RTO/state callbacks per socket, then one RTT sample
  *    per round trip into the histogram, and the close (final counters) at STATE_CB. The
  *    handshake and the close are also ml_state's, which does them only for sockets sockops
- *    did not: that program is now and then not run at all (see ml_sockops).
+ *    did not: that program's nested runs on a CPU are skipped (see ml_sockops).
  *  - tp_btf/tcp_rcv_space_adjust: names the process that really reads an accepted or
  *    adopted socket (its first recvmsg); nothing else on the data path.
  *  - tp_btf/tcp_send_reset, tcp_receive_reset: resets.
@@ -416,8 +416,8 @@ int BPF_PROG(ml_state, struct sock *sk, int oldstate, int newstate)
 	}
 	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
 		/* The entry is normally made by sockops' PASSIVE_ESTABLISHED_CB, run just before
-		 * this in the same softirq: this program is sometimes not run at all for a
-		 * socket's handshake (see ml_sockops). Made here only without sockops. */
+		 * this in the same softirq: this program's run is skipped when nested on a CPU
+		 * (see ml_sockops). Made here only without sockops. */
 		s = bpf_map_lookup_elem(&ml_socks, &cookie);
 		if (!s) {
 			s = sock_create(cookie, 0);
@@ -571,11 +571,12 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
 		/* An accepted socket, right before its SYN_RECV -> ESTABLISHED, in the softirq
 		 * that completes the handshake. Its entry is made here, not (only) by ml_state at
-		 * that transition: with RPS spreading a host's packets over CPUs, ml_state was not
-		 * run at all for ~1 in 1,000 accepted sockets' LISTEN -> SYN_RECV -> ESTABLISHED
-		 * (no recursion miss counted) while this program was; the entry was then first
-		 * made by an RTT sample, as a socket open before attach, and the connection's
-		 * server end was never recorded (issue 4). */
+		 * that transition: a tracepoint's program is skipped when it runs nested on a CPU
+		 * where it is already running (a recursion miss), which with RPS happens when an
+		 * IPI interrupts ml_state in process context and the softirq after it handles this
+		 * handshake. ~1 in 1,000 accepted sockets then had no entry until an RTT sample
+		 * made one, as for a socket open before attach, and the connection's server end
+		 * was never recorded (issue 4). sockops programs have no such guard. */
 		s = sock_create(cookie, 0);
 		if (s)
 			server_established(s, tp, bpf_ktime_get_ns());

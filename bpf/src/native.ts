@@ -56,7 +56,7 @@ export interface NativeProbes {
   startEvents(cb: (records: Buffer[]) => void): void;
   adopt(netnsPaths: string[]): IterReport[];
   refresh(netnsPaths: string[]): IterReport[];
-  programStats(): ProgramStats[];
+  programStats(timing?: boolean): ProgramStats[];
   close(): void;
 }
 
@@ -71,8 +71,12 @@ export interface IterReport {
 
 export interface ProgramStats {
   program: string;
+  /** The kernel's id of the loaded program (as bpftool shows it). */
+  id: number;
   runCount: number;
   runTimeNs: number;
+  /** Runs the kernel skipped: the program was already running on that CPU (see Probes.readCounters). */
+  missedRuns: number;
 }
 
 export interface NativeModule {

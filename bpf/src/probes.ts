@@ -86,6 +86,13 @@ export interface Probes {
    * histograms if the last read saw one (a closed socket spills no more).
    */
   deleteSockets(cookies: number[]): number;
+  /**
+   * The kernel side's own counters (drops, map overflow), and `<program>_missed_runs` for
+   * every loaded program: runs the kernel skipped because that program was already running on
+   * the CPU. A tracepoint's program running in process context can be interrupted by a
+   * softirq (with RPS, raised by another CPU) that hits the same tracepoint; that nested run
+   * does not happen. sockops and cgroup_skb programs are not guarded so and never miss.
+   */
   readCounters(): Counters;
   /**
    * Calls and kernel time per program: the probes' own overhead. The first call enables
@@ -253,6 +260,7 @@ class ProbesImpl implements Probes {
     const raw = this.native.readCounters();
     const out: Counters = {};
     for (const [i, name] of this.decoders.counterNames) if (name !== 'max') out[name] = raw[i] ?? 0;
+    for (const p of this.native.programStats(false)) out[`${p.program}_missed_runs`] = p.missedRuns;
     return out;
   }
 

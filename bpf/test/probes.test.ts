@@ -1,7 +1,7 @@
 // Loopback behaviour of the probes against real sockets of this process.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -350,6 +350,19 @@ describe('probes on loopback', () => {
     assert.ok(c.sock_tracked! > 0);
     assert.equal(c.sock_map_full, 0);
     assert.equal(c.ringbuf_dropped, 0);
+  });
+
+  test("counters include each program's missed runs, as the kernel reports them to bpftool", () => {
+    const c = probes.readCounters();
+    const kernel = new Map((JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as { id: number; recursion_misses?: number }[]).map((p) => [p.id, p.recursion_misses ?? 0]));
+    const loaded = probes.programStats();
+    assert.ok(loaded.length >= 8, 'every loaded program is reported');
+    for (const p of loaded) {
+      assert.ok(kernel.has(p.id), `${p.program} (id ${p.id}) is loaded`);
+      // Read before bpftool, and after it: a miss in between can only raise the later figures.
+      const ours = c[`${p.program}_missed_runs`];
+      assert.ok(ours !== undefined && ours <= kernel.get(p.id)! && kernel.get(p.id)! <= p.missedRuns, `${p.program}: ${ours} <= bpftool's ${kernel.get(p.id)} <= ${p.missedRuns}`);
+    }
   });
 });
 

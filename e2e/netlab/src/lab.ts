@@ -28,10 +28,10 @@ export interface LabSpec {
    * once and segments overtake each other (with no loss set, up to 11% of a bulk transfer's
    * segments became spurious fast retransmits). This turns on RPS for every device of the
    * lab, which queues each flow on one CPU picked by its hash, as a real host's RPS does.
-   * It also exposed an agent defect that spread packets cause (the state tracepoint's program
-   * now and then not run: bpf/README.md), so the agent's Kafka-outage test asks for it. Off
-   * by default until the other tracepoint programs (resets, a reader's name) get the same
-   * cover: a test asserting one exact event could then fail now and then (not measured).
+   * It also exposed an agent defect that spread packets cause (the kernel skips a tracepoint
+   * program's run nested on a CPU: bpf/README.md), so the agent's Kafka-outage test asks for
+   * it. Off by default until the other tracepoint programs (resets, a reader's name) get the
+   * same cover: a test asserting one exact event could then fail now and then (not measured).
    */
   flowsInOrder?: boolean;
 }
