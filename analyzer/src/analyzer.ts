@@ -52,7 +52,7 @@ function applyFrames<T>(value: Buffer, type: 'metadata' | 'dns', log: Logger, ea
 export async function startAnalyzer(cfg: AnalyzerConfig, log: Logger = pino({ level: cfg.logLevel })): Promise<Analyzer> {
   const metrics = createMetrics();
   const target = { url: cfg.clickhouse.url, username: cfg.clickhouse.username, password: cfg.clickhouse.password, database: cfg.clickhouse.database };
-  const migrations = await migrate(target);
+  const migrations = await migrate(target, undefined, { onLockWait: (holder) => log.info({ holder }, 'waiting for another migrator of the database') });
   log.info(migrations, 'migrations');
   // The client's own logger would print every failed attempt a second time; the sink logs
   // them through pino with the retry context, and every other failure reaches us as an error.

@@ -65,7 +65,7 @@ export class Collector {
       },
       this.log.child({ sink: 'kafka' }),
     ));
-    const clickhouse = new ClickHouseSink({ ...config.clickhouse, database: config.clickhouse.database ?? DEFAULT_DATABASE });
+    const clickhouse = new ClickHouseSink({ ...config.clickhouse, database: config.clickhouse.database ?? DEFAULT_DATABASE }, this.log.child({ sink: 'clickhouse' }));
     this.deliveries = [kafka, clickhouse].map((s) => new Delivery(s, retry, this.metrics, this.log.child({ sink: s.name })));
     this.publisher = new Publisher(this.deliveries, this.metrics, this.log);
     const src = config.source;

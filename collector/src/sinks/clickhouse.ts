@@ -5,6 +5,7 @@
  * here a deletion is the final row with deleted_at set, kept for joins on old flows.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { Logger } from 'pino';
 import { clickhouseClient, migrate, type ClickHouseTarget } from '@meshlens/schemas/clickhouse';
 import type { Metadata } from '@meshlens/schemas';
 import type { Sink } from '../delivery.js';
@@ -17,7 +18,10 @@ export class ClickHouseSink implements Sink {
   /** Node/host name -> zone, from every node and host record that passed through. */
   private readonly zones = new Map<string, string>();
 
-  constructor(private readonly target: ClickHouseTarget) {}
+  constructor(
+    private readonly target: ClickHouseTarget,
+    private readonly log: Logger,
+  ) {}
 
   async deliver(batch: readonly Entry[]): Promise<void> {
     const records = batch.map((e) => e.value).filter((v): v is Metadata => v !== null);
@@ -39,7 +43,7 @@ export class ClickHouseSink implements Sink {
 
   private async ready(): Promise<ClickHouseClient> {
     if (this.client === undefined) {
-      await migrate(this.target);
+      await migrate(this.target, undefined, { onLockWait: (holder) => this.log.info({ holder }, 'waiting for another migrator of the database') });
       this.client = clickhouseClient(this.target);
     }
     return this.client;
