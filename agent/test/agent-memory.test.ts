@@ -3,7 +3,7 @@
 // runs inside a lab namespace the agent is scoped to; RSS comes from /proc, the socket
 // and record counts from the agent's /metrics, the connection counts from the load itself.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { Lines } from '@meshlens/e2e/netlab';
@@ -109,6 +109,44 @@ describe('agent memory under socket load', () => {
       await out.next((l) => l === 'closed');
       await until('readings left after the connects failed', readings, (v) => v <= before, 5 * SLOT_MS);
     } finally {
+      await stopAgent(agent);
+    }
+  });
+
+  it('forgets, at its periodic full read, the readings of sockets whose entries went unseen', async () => {
+    // Entries the kernel map lost without an event (deleted here with bpftool, as a lost
+    // connect_failed event or another program would): the sockets stay open and idle, so
+    // only a read of every socket can tell that the agent's readings of them are stale.
+    const slotMs = 200; // a full read every FULL_READ_EVERY (60) sweeps: 12 s
+    const connections = 20;
+    const { agent, metricsUrl } = await env.startAgent('full-read', slotMs, 'ignore');
+    const readings = async () => counter(await scrapeMetrics(metricsUrl), 'meshlens_agent_socket_readings');
+    const holder = env.lab.host('node').spawn(env.sockets, ['hold', String(connections)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Lines(holder, holder.stdout!).next((l) => l === 'ready', 30_000);
+      await until('readings of the held sockets', readings, (v) => v >= 2 * connections, 20 * slotMs);
+      // This agent's map is the newest (ids only grow; an earlier agent's may not be freed yet).
+      const ids = (JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show'], { encoding: 'utf8' })) as { id: number; name?: string }[]).filter((m) => m.name === 'ml_socks').map((m) => m.id);
+      assert.ok(ids.length > 0, "the agent's socket map is loaded");
+      const map = String(Math.max(...ids));
+      // Keys as bpftool prints them: the cookie's bytes, '0x..' each.
+      const entries = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'dump', 'id', map], { encoding: 'utf8', maxBuffer: 256 * 2 ** 20 })) as { key: string[] }[];
+      assert.ok(entries.length >= 2 * connections, `${entries.length} entries in the map`);
+      // The map holds every socket of the host: one that closes meanwhile may be gone already.
+      let deleted = 0;
+      for (const { key } of entries) {
+        try {
+          execFileSync('bpftool', ['map', 'delete', 'id', map, 'key', ...key], { stdio: 'ignore' });
+          deleted++;
+        } catch {
+          // deleted by the agent or the kernel since the dump
+        }
+      }
+      assert.ok(deleted >= 2 * connections, `${deleted} entries deleted`);
+      await until('readings left after the full read', readings, (v) => v === 0, 2 * 60 * slotMs + 5000);
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => (holder.exitCode === null ? holder.once('exit', r) : r(null)));
       await stopAgent(agent);
     }
   });
