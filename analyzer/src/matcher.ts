@@ -128,7 +128,7 @@ export interface MatcherLimits {
 export interface MatcherState {
   /** Slots starting before this are closed. */
   watermarkMs: number;
-  /** Records at offsets up to here in closed slots were emitted before a restart: skip them. */
+  /** Records at offsets up to here in closed slots, or completing a group, were emitted before a restart: skip them. */
   emittedThrough: number;
 }
 
@@ -153,7 +153,15 @@ export class Matcher {
     return this.heldCount;
   }
 
-  /** Adds one record; a late one comes straight out in `out`. Returns false when it was skipped as already emitted. */
+  /**
+   * Adds one record. A late one comes straight out in `out`, and so does a group the record
+   * completes: each end sends one record per socket per slot, so once both ends of a
+   * connection are in, its slot has nothing more to wait for (a 4-tuple reused within the slot
+   * is another connection and makes another group), and holding it to the watermark would
+   * only delay it by two slots. Returns false when the record was already emitted before a
+   * restore: a record of a closed slot at or before `emittedThrough`, or one that completes a
+   * group there (the group came out then, at this same record, in a committed unit).
+   */
   add(r: HeldSide, offset: number, out: FlowGroup[]): boolean {
     if (r.slot_start_ms < this.watermarkMs) {
       if (offset <= this.emittedThrough) return false;
@@ -171,7 +179,17 @@ export class Matcher {
     const side = prev ? HeldSide.merge(prev, r) : r;
     if (r.role === 'client') g.client = side;
     else g.server = side;
-    if (!prev && ++this.heldCount > this.maxHeld) this.closeOldestSlot(out);
+    if (prev) return true;
+    if (g.client !== null && g.server !== null) {
+      // The slot stays (with its first offset) until the watermark passes it: a replay must
+      // start where its first record is, and meets this group again to drop it.
+      slot.groups.delete(g.key);
+      this.heldCount--;
+      if (offset <= this.emittedThrough) return false;
+      out.push(g);
+      return true;
+    }
+    if (++this.heldCount > this.maxHeld) this.closeOldestSlot(out);
     return true;
   }
 

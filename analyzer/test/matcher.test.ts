@@ -10,24 +10,29 @@ const A = { ip: '10.0.0.1', port: 40000, node: 'n1' };
 const B = { ip: '10.0.0.2', port: 80, node: 'n2' };
 
 describe('Matcher', () => {
-  it('holds both ends of a connection until the watermark passes their slot, then emits one group', () => {
+  it('emits a connection as soon as both ends are in, and holds a lone end until the watermark passes its slot', () => {
     const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
     const c = connection(1, A, B, T0);
+    const lone = connection(2, { ...A, port: A.port + 1 }, B, T0);
     const out: FlowGroup[] = [];
     m.add(HeldSide.of(c.server), 5, out);
-    m.add(HeldSide.of(c.client), 6, out);
-    m.advance(out);
-    assert.equal(m.held, 2);
-    assert.equal(m.heldFromOffset(), 5);
-    // One slot later is still within the grace period; two slots later closes it.
-    m.add(HeldSide.of(connection(2, A, B, T0 + SLOT_MS).client), 7, out);
+    m.add(HeldSide.of(lone.client), 6, out);
     m.advance(out);
     assert.equal(out.length, 0);
-    m.add(HeldSide.of(connection(3, A, B, T0 + 2 * SLOT_MS).client), 8, out);
+    assert.equal(m.held, 2);
+    m.add(HeldSide.of(c.client), 7, out);
+    assert.deepEqual(out.map((g) => [g.client, g.server, g.late]), [[HeldSide.of(c.client), HeldSide.of(c.server), false]]);
+    assert.equal(m.held, 1);
+    // The slot's first offset holds the commit back while any record of the slot could be replayed.
+    assert.equal(m.heldFromOffset(), 5);
+    // One slot later is still within the grace period; two slots later closes it.
+    m.add(HeldSide.of(connection(3, A, B, T0 + SLOT_MS).client), 8, out);
     m.advance(out);
     assert.equal(out.length, 1);
-    assert.deepEqual([out[0]!.client, out[0]!.server, out[0]!.late], [HeldSide.of(c.client), HeldSide.of(c.server), false]);
-    assert.equal(m.heldFromOffset(), 7);
+    m.add(HeldSide.of(connection(4, A, B, T0 + 2 * SLOT_MS).client), 9, out);
+    m.advance(out);
+    assert.deepEqual(out.slice(1).map((g) => [g.client, g.server, g.late]), [[HeldSide.of(lone.client), null, false]]);
+    assert.equal(m.heldFromOffset(), 8);
   });
 
   it('joins ends swept into different slots within the grace period, and only lone ends of opposite sides', () => {
@@ -75,6 +80,30 @@ describe('Matcher', () => {
     assert.equal(m.held, 1);
   });
 
+  it('after a restore, drops a group completed at or before the committed offset and emits one completed after it', () => {
+    const records = [connection(1, A, B, T0), connection(2, { ...A, port: A.port + 1 }, B, T0)].flatMap((c) => [c.client, c.server]);
+    const run = (m: Matcher, from: number, to: number) => {
+      const out: FlowGroup[] = [];
+      for (let offset = from; offset <= to; offset++) m.add(HeldSide.of(records[offset]!), offset, out);
+      return out;
+    };
+    const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+    // A unit through offset 2: the first connection came out, the second's client is held.
+    assert.equal(run(m, 0, 2).length, 1);
+    const committed = { watermarkMs: m.watermarkMs, emittedThrough: 2, offset: m.heldFromOffset()! };
+    const rest = run(m, 3, 3);
+    assert.equal(committed.offset, 0);
+    const restored = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, committed);
+    assert.deepEqual(
+      [0, 1, 2].map((offset) => restored.add(HeldSide.of(records[offset]!), offset, [])),
+      [true, false, true],
+    );
+    const replayed = run(restored, 3, 3);
+    assert.deepEqual(replayed.map((g) => [g.key, g.client?.local_port, g.server?.local_port]), rest.map((g) => [g.key, g.client?.local_port, g.server?.local_port]));
+    assert.equal(replayed.length, 1);
+    assert.equal(restored.held, 0);
+  });
+
   it('keeps loopback connections of different network namespaces apart', () => {
     const m = new Matcher({ graceMs: 0, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
     const lo = (netns: number) => connection(1, { ip: '127.0.0.1', port: 40000, node: 'n1', netns }, { ip: '127.0.0.1', port: 80, node: 'n1', netns }, T0);
@@ -100,7 +129,8 @@ describe('Matcher', () => {
     for (const [r, offset] of [[c1.client, 1], [c2.server, 2], [c3.client, 3], [c2.client, 4], [c1.server, 5], [c3Later.server, 6]] as const) {
       m.add(HeldSide.of(r), offset, out);
     }
-    assert.equal(m.held, 6);
+    // c1 and c2 came out as their second ends arrived; c3's ends are a slot apart, each alone.
+    assert.deepEqual([out.length, m.held], [2, 2]);
     m.advanceTo(m.closeAllWatermark(), out);
     const shape = (g: FlowGroup) => [g.slotStartMs - T0, g.client?.remote_ip ?? null, g.server?.local_ip ?? null, g.server ? g.server.slot_start_ms - T0 : null];
     assert.deepEqual(out.map(shape).sort(), [
@@ -133,13 +163,15 @@ describe('Matcher', () => {
       [T0, true, false, false, true],
       [T0, true, false, false, true],
     ]);
-    // Nothing is lost: the servers of the closed slot come out late, the later slot is still held whole.
-    assert.deepEqual(unit2.map((g) => [g.server?.local_port, g.late, g.capFlushed]), [
-      [80, true, false],
-      [80, true, false],
-      [80, true, false],
+    // Nothing is lost: the servers of the closed slot come out late, the later slot's connections whole as their servers arrive.
+    assert.deepEqual(unit2.map((g) => [g.client !== null, g.server?.local_port, g.late, g.capFlushed]), [
+      [false, 80, true, false],
+      [false, 80, true, false],
+      [false, 80, true, false],
+      [true, 80, false, false],
+      [true, 80, false, false],
     ]);
-    assert.equal(m.held, 4);
+    assert.equal(m.held, 0);
 
     // A restart from what the unit after offset 4 committed holds the same records and emits the same rest.
     assert.equal(committed.offset, 3);
