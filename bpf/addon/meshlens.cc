@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <linux/types.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -138,7 +139,15 @@ class Probes : public Napi::ObjectWrap<Probes> {
     bpf_object__for_each_program(p, obj) {
       if (enabled) bpf_program__set_autoload(p, enabled->count(bpf_program__name(p)) > 0);
     }
+    // The verifier gives up with EAGAIN when a signal is pending on this thread, and libbpf
+    // retries only a few times: under a sampling profiler (SIGPROF every millisecond) or a
+    // burst of SIGCHLDs every large program "failed to load" and the agent ran without it.
+    // Signals wait until the load is done instead.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     err = bpf_object__load(obj);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (err) {
       bpf_object__close(obj);
       return err;

@@ -43,6 +43,31 @@ setInterval(() => {}, 1000);`;
   }
 });
 
+test('every program loads while signals keep arriving (a sampling profiler: SIGPROF every 100 us)', async () => {
+  // The same load in two child processes, the second under V8's sampling profiler: it must
+  // not come out with fewer programs (the verifier gives up on a pending signal).
+  const script = `import { openProbes } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)};
+const p = openProbes({ adoptExisting: false });
+console.log(JSON.stringify(p.attachments.map((a) => [a.program, a.attached, a.error])));
+p.close();`;
+  const dir = mkdtempSync(join(tmpdir(), 'mlbpf-sigprof-'));
+  try {
+    const load = async (flags: string[]) => {
+      const child = spawn(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const [line] = (await once(readline.createInterface({ input: child.stdout! }), 'line')) as [string];
+      const [code] = (await once(child, 'exit')) as [number];
+      assert.equal(code, 0);
+      return JSON.parse(line) as [string, boolean, string | null][];
+    };
+    const quiet = await load([]);
+    const profiled = await load(['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir]);
+    assert.ok(quiet.filter(([, attached]) => attached).length >= 8, JSON.stringify(quiet));
+    assert.deepEqual(profiled, quiet);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('an object the kernel partly refuses loads and attaches the rest, saying why', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mlbpf-degrade-'));
   try {
