@@ -184,6 +184,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   const cgroupRoot = cfg.cgroupPath ?? cgroup2Mount();
   const probes = openProbes({ cgroupPath: cgroupRoot });
   for (const a of probes.attachments) {
+    metrics.attached.set({ program: a.program }, a.attached ? 1 : 0);
     if (a.attached) log.info({ program: a.program }, 'attached');
     else log.warn({ program: a.program, error: a.error }, 'not attached; running without it');
   }

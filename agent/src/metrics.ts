@@ -36,6 +36,12 @@ export function agentMetrics() {
     sweeps: new Counter({ name: 'meshlens_agent_sweeps_total', help: 'Slot sweeps of the socket map', registers: [registry] }),
     sockets: new Gauge({ name: 'meshlens_agent_tracked_sockets', help: 'Sockets in the kernel map at the last sweep', registers: [registry] }),
     readings: new Gauge({ name: 'meshlens_agent_socket_readings', help: 'Open sockets whose last reading the agent keeps to compute deltas', registers: [registry] }),
+    attached: new Gauge({
+      name: 'meshlens_agent_program_attached',
+      help: 'Per program of the probes: 1 attached, 0 not (this kernel refused it; the agent runs without it, the log says why)',
+      labelNames: ['program'],
+      registers: [registry],
+    }),
     kernel: new Gauge({ name: 'meshlens_agent_kernel_counter', help: 'Kernel-side counters (drops, map overflow, runs a program missed: <program>_missed_runs), cumulative', labelNames: ['counter'], registers: [registry] }),
     spoolBytes: new Gauge({ name: 'meshlens_agent_spool_bytes', help: 'Bytes waiting in the on-disk spool', registers: [registry] }),
     dropped: new Gauge({ name: 'meshlens_agent_dropped_records', help: 'Records dropped because the spool was full, cumulative', registers: [registry] }),
