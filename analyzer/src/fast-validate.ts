@@ -6,7 +6,7 @@
  * both the same mutated records and requires that this never accepts what zod rejects.
  */
 import { isIP } from 'node:net';
-import { isValidSparse, type Owner, type SparseHistogram, type TcpPayloadReader } from '@meshlens/schemas';
+import { isValidSparse, isValidSparsePrefix, type Owner, type TcpPayloadReader } from '@meshlens/schemas';
 
 type Obj = Record<string, unknown>;
 
@@ -120,8 +120,6 @@ export class TcpPayloadCheck {
   private reader: TcpPayloadReader | null = null;
   private addresses: Verdicts = new Uint8Array(0);
   private owners: Verdicts = new Uint8Array(0);
-  /** isValidSparse's argument, re-pointed per record instead of made. */
-  private readonly hist: SparseHistogram = { idx: [], cnt: [] };
 
   /** Whether the record the reader is on is certainly valid; false leaves it to zod. */
   valid(r: TcpPayloadReader): boolean {
@@ -130,8 +128,6 @@ export class TcpPayloadCheck {
       this.addresses = new Uint8Array(r.strings.length);
       this.owners = new Uint8Array(r.owners.length);
     }
-    this.hist.idx = r.rtt_idx;
-    this.hist.cnt = r.rtt_cnt;
     return (
       r.slot_ms > 0 &&
       r.slot_ms <= 3_600_000 &&
@@ -144,7 +140,7 @@ export class TcpPayloadCheck {
       this.address(r.remote_ip_index) &&
       (r.orig_ip_index < 0 || this.address(r.orig_ip_index)) &&
       this.owner(r) &&
-      isValidSparse(this.hist)
+      isValidSparsePrefix(r.rtt_idx, r.rtt_cnt, r.rtt_n)
     );
   }
 

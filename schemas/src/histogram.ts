@@ -129,12 +129,16 @@ export function histogramQuantile(h: SparseHistogram, q: number): number | null 
 }
 
 export function isValidSparse(h: SparseHistogram): boolean {
-  if (h.idx.length !== h.cnt.length) return false;
+  return h.idx.length === h.cnt.length && isValidSparsePrefix(h.idx, h.cnt, h.idx.length);
+}
+
+/** isValidSparse of the histogram in the first `n` entries of `idx` and `cnt` (arrays a reader reuses). */
+export function isValidSparsePrefix(idx: readonly number[], cnt: readonly number[], n: number): boolean {
   let prev = -1;
-  for (let k = 0; k < h.idx.length; k++) {
-    const i = h.idx[k]!;
+  for (let k = 0; k < n; k++) {
+    const i = idx[k]!;
     if (!Number.isInteger(i) || i <= prev || i >= HIST_BUCKETS) return false;
-    const c = h.cnt[k]!;
+    const c = cnt[k]!;
     if (!Number.isSafeInteger(c) || c <= 0) return false;
     prev = i;
   }

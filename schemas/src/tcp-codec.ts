@@ -358,9 +358,14 @@ export class TcpPayloadReader {
   resets_received = 0;
   srtt_us = 0;
   min_rtt_us = 0;
-  /** The sparse RTT histogram's arrays, new for each record (a consumer may keep them). */
-  rtt_idx: number[] = [];
-  rtt_cnt: number[] = [];
+  /**
+   * The sparse RTT histogram: its first `rtt_n` entries. The arrays are the reader's, reused
+   * for every record (the analyzer reads them only to validate, then keeps the bytes below);
+   * `record()` copies them.
+   */
+  readonly rtt_idx: number[] = [];
+  readonly rtt_cnt: number[] = [];
+  rtt_n = 0;
   /**
    * The payload, and where the histogram is in it, for readSparseHistogram: the analyzer holds
    * every record until its slot closes, and holding two arrays per record made them much of
@@ -434,13 +439,8 @@ export class TcpPayloadReader {
     this.srtt_us = r.varint();
     this.min_rtt_us = r.varint();
     this.rtt_pos = r.p;
-    const n = histogramLength(r);
-    // Sized up front: an array grown by push reserves 17 slots at its first element.
-    const idx = new Array<number>(n);
-    const cnt = new Array<number>(n);
-    readBuckets(r, n, idx, cnt);
-    this.rtt_idx = idx;
-    this.rtt_cnt = cnt;
+    this.rtt_n = histogramLength(r);
+    readBuckets(r, this.rtt_n, this.rtt_idx, this.rtt_cnt);
     return true;
   }
 
@@ -465,7 +465,7 @@ export class TcpPayloadReader {
       resets_received: this.resets_received,
       srtt_us: this.srtt_us,
       min_rtt_us: this.min_rtt_us,
-      rtt_hist: { idx: this.rtt_idx, cnt: this.rtt_cnt },
+      rtt_hist: { idx: this.rtt_idx.slice(0, this.rtt_n), cnt: this.rtt_cnt.slice(0, this.rtt_n) },
       opened: this.opened,
       closed: this.closed,
     };
