@@ -1,8 +1,8 @@
 /**
- * One end of a connection in one slot as the analyzer holds it from decoding until its slot
- * closes: the record's fields a flow row reads, flat. A decoded TcpRecord is four objects
- * besides its histogram arrays (the record, two or three endpoints, the histogram); the
- * matcher holds every record for a grace period, so each of those objects would be copied by
+ * One end of a connection in one slot as the analyzer holds it from decoding until the other
+ * end arrives or its slot closes: the record's fields a flow row reads, flat. A decoded
+ * TcpRecord is four objects besides its histogram arrays (the record, two or three endpoints,
+ * the histogram); the matcher holds many records for a slot or more, so each of those objects would be copied by
  * every scavenge it survived and then marked in the old generation. A version-2 tcp payload
  * is read straight into this form (ingest.ts: no TcpRecord is made for a valid record), the
  * owner stays the frame's shared object and the histogram stays where it is in the payload

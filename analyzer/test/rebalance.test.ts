@@ -21,8 +21,8 @@ describe('partitions moving between analyzers', () => {
   });
 
   it('matches every connection exactly once across a rebalance', async () => {
-    // A long idle flush: halves are held until their slot closes by the watermark, so the
-    // leaving analyzer certainly holds some when it goes.
+    // A long idle flush: a half is held until its other end arrives or the watermark closes
+    // its slot, so the leaving analyzer certainly holds some when it goes.
     const leave = await env.start({ idleFlushMs: 60_000 });
     const stay = await env.start({ idleFlushMs: 60_000 });
     const tcpPartitions = (a: Analyzer) => a.assigned()[env.topics.tcp] ?? [];

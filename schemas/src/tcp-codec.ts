@@ -368,7 +368,7 @@ export class TcpPayloadReader {
   rtt_n = 0;
   /**
    * The payload, and where the histogram is in it, for readSparseHistogram: the analyzer holds
-   * every record until its slot closes, and holding two arrays per record made them much of
+   * each record until its connection's other end arrives or its slot closes, and holding two arrays per record made them much of
    * what its scavenges copied; it holds these instead.
    */
   readonly rtt_bytes: Uint8Array;
