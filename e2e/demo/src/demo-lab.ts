@@ -158,9 +158,14 @@ export class DemoLab {
     return JSON.parse((await p.lines.next((l) => l.startsWith('marked '))).slice(7)) as { ok: boolean; at: number; port: number | null };
   }
 
-  /** Median ping RTT (ms) between two hosts: the network's own round trip, as ground truth. */
-  async pingRttMs(from: string, to: string, count = 10): Promise<number> {
-    const r = await this.lab.host(from).exec('ping', ['-n', '-c', String(count), '-i', '0.05', this.ip4(to)]);
+  /**
+   * Median ping RTT (ms) between two hosts: the network's own round trip, as ground truth.
+   * 40 pings over 4 s: when the VM's host takes its CPUs away for a fraction of a second, the
+   * lab's delays run late for that long, and a burst must not cover half the samples (10 over
+   * 0.5 s read 17.0 ms for a 16.1 ms path in a CI run with 9% steal).
+   */
+  async pingRttMs(from: string, to: string, count = 40): Promise<number> {
+    const r = await this.lab.host(from).exec('ping', ['-n', '-c', String(count), '-i', '0.1', this.ip4(to)]);
     const rtts = r.stdout
       .split('\n')
       .map((l) => /time=([\d.]+) ms/.exec(l)?.[1])
