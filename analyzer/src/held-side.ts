@@ -9,9 +9,10 @@
  * (its bytes are outside the JS heap, which scavenges do not copy), read when the row is made.
  *
  * A held side is a plain object made by one object literal (`HeldSide.from`), not a class
- * instance: V8 tracks where literals are allocated, sees that nearly every held side outlives
- * several scavenges, and from then on allocates them in the old generation directly, so
- * scavenges stop copying them (a class's `new` has no such tracking).
+ * instance: V8 tracks where literals are allocated and, when most of them outlive several
+ * scavenges, allocates them in the old generation directly, so scavenges stop copying them (a
+ * class's `new` has no such tracking). Since a connection comes out when its second end
+ * arrives, fewer sides live that long; whether V8 still pretenures them was not measured.
  */
 import { encodeSparseHistogram, mergeHistograms, readSparseHistogram, type Owner, type Role, type SparseHistogram, type TcpRecord } from '@meshlens/schemas';
 
