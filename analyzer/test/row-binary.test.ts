@@ -9,7 +9,7 @@ import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { toBucketRun, type TcpRecord } from '@meshlens/schemas';
 import { clickhouseClient } from '@meshlens/schemas/clickhouse';
 import { ClickHouseSink, createMetrics, DnsNames, Enricher, FlowRows, HeldSide, MetadataIndex, type FlowGroup } from '../src/index.js';
-import { BufferPool, ByteWriter, SparseRun } from '../src/row-binary.js';
+import { BufferPool, ByteWriter, columnWriter, SparseRun, type ColumnWriter } from '../src/row-binary.js';
 import { T0, connection } from './harness.js';
 
 const hooks = { beforeRetry: async () => {}, onStall: () => {} };
@@ -76,10 +76,13 @@ describe('RowBinary inserts', () => {
 
   it('refuses a column type it cannot encode at once instead of retrying forever', async () => {
     await ch.command({ query: 'CREATE TABLE odd (x Float32) ENGINE = MergeTree ORDER BY tuple()' });
+    await ch.command({ query: "CREATE TABLE odd_enum (n UInt32, kind Enum8('client' = 1, 'server' = 2), m UInt64) ENGINE = MergeTree ORDER BY n" });
     await sink.load();
     await assert.rejects(insert(sink, 'odd', [{ x: 1.5 }], 'token-2'), { name: 'RowBinaryTypeError', message: /Float32/ });
     await assert.rejects(insert(sink, 'odd', [{ y: 1 }], 'token-3'), { name: 'RowBinaryTypeError', message: /no column y/ });
     await assert.rejects(insert(sink, 'missing', [{ x: 1 }], 'token-4'), { name: 'RowBinaryTypeError', message: /no table missing/ });
+    // A value outside an enum, amid the inline fixed-width columns of a row.
+    await assert.rejects(insert(sink, 'odd_enum', [{ n: 1, kind: 'peer', m: 2 }], 'token-9'), { name: 'RowBinaryTypeError', message: /peer is not a value of Enum8/ });
   });
 
   it("writes a flow row's attrs straight from the owners, byte for byte as the object form did", async () => {
@@ -154,6 +157,7 @@ describe('RowBinary inserts', () => {
 
 describe('ByteWriter', () => {
   it('writes the same bytes growing a buffer at a time as it does with room for all', () => {
+    const [u64, ticks, u16] = ['UInt64', "DateTime64(3, 'UTC')", 'UInt16'].map(columnWriter) as [ColumnWriter, ColumnWriter, ColumnWriter];
     const write = (w: ByteWriter) => {
       for (let i = 0; i < 50; i++) {
         w.string(`10.0.${i}.1`);
@@ -162,12 +166,12 @@ describe('ByteWriter', () => {
         w.repeated('zone-a');
         w.decimal(i * 99_991);
         w.decimal(2 ** 40 + i);
-        w.u64(2 ** 33 + i);
-        w.u64(i);
-        w.int64(-1 - i);
+        u64(w, 2 ** 33 + i);
+        u64(w, i);
+        ticks(w, -1 - i);
         w.varint(300 * i);
         w.raw(Buffer.from([1, 2, 3]));
-        w.u16(i);
+        u16(w, i);
       }
     };
     const roomy = new ByteWriter(1 << 20);
