@@ -246,8 +246,8 @@ function topLevelArgs(s: string): string[] {
  * A fixed-width column type as source code, for the row encoder to write inline: `bytes` wide;
  * `code(at)` is statements writing the value `v` into Buffer `b` at `p + at`, with the
  * column's `helper` as `h`. A row's runs of fixed-width columns then cost one `ensure` and no
- * call per column: as one call per column, writing a flow row's 48 values was most of what
- * encoding it cost.
+ * call per column: for a flow row (30 of its 48 columns) that is 6-9% less time building and
+ * encoding it (bench/flow-rows.bench.ts, bench/RESULTS.md).
  */
 interface FixedWidth {
   bytes: number;
