@@ -273,6 +273,9 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
         if (done.push(cookie) === DELETE_CHUNK) probes.deleteSockets(done.splice(0));
       };
       const owners = new Map<string, Owner>();
+      // The probes share one owner object per thread: looked up by it first, the key (which
+      // merges a process's threads) made only once per thread.
+      const ownersOfThreads = new Map<SocketStats['owner'], Owner>();
       // Decoded, recorded and shipped one socket at a time: nothing of a socket but its
       // record (and its reading, while open) outlives its turn.
       const swept = sweeper.sweep(slotSockets(scan, afterSlot, closed, seen), {
@@ -280,9 +283,12 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
         slotMs: cfg.slotMs,
         // Most sockets of a sweep share a handful of owners: one object each, not one per record.
         ownerOf: ({ owner: o }: SocketStats) => {
+          let owner = ownersOfThreads.get(o);
+          if (owner) return owner;
           const k = `${o.netns}/${o.cgroupId}/${o.pid}/${o.comm}`;
-          let owner = owners.get(k);
+          owner = owners.get(k);
           if (!owner) owners.set(k, (owner = ownerOf(o)));
+          ownersOfThreads.set(o, owner);
           return owner;
         },
         translate: (s: SocketStats) => natFor(s.owner.netns)?.translate(s.local, s.remote) ?? null,
