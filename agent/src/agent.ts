@@ -12,7 +12,7 @@ import { CgroupIndex } from './cgroup.js';
 import type { AgentConfig } from './config.js';
 import { dnsRecord, tcpEventRecord, type EventContext } from './event-records.js';
 import { serveHealthAndMetrics } from '@meshlens/schemas/health-http';
-import { jsonLine, tcpJsonLine } from './json-lines.js';
+import { JsonLines } from './json-lines.js';
 import { agentMetrics, type AgentMetrics } from './metrics.js';
 import { NatTable } from './nat.js';
 import { TcpFrames, framesByPartition } from './partition.js';
@@ -33,14 +33,6 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
-/**
- * JSON lines per write with `--output stdout`: few, so that the lines die young (the Kafka
- * output holds encoded frames instead; see TcpFrames). Lines waiting to be written survive
- * V8's ~1 MiB young-generation collections, which run several times per loaded sweep, and
- * are then promoted: with 256 the old generation grew ~4 MiB per sweep (one full collection
- * per sweep), with 16 ~1 MiB (`--trace-gc`, bench/RESULTS.md, issue 4).
- */
-const STDOUT_LINES = 16;
 /**
  * How far before a slot's end a socket must have opened to count as read by that slot's
  * sweep: the two clocks are read once per sweep, a little apart.
@@ -163,20 +155,16 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
         s.send([...tcp.take(), ...framesByPartition('tcp_event', b.tcp_event, partitions.get(Topics.tcp_event)!), ...framesByPartition('dns', b.dns, partitions.get(Topics.dns)!)]),
     };
   } else {
-    let lines: string[] = [];
-    const write = () => {
-      if (lines.length) stdout.write(lines.join('\n') + '\n');
-      lines = [];
-    };
+    const lines = new JsonLines((chunk) => stdout.write(chunk));
     output = {
       tcp: (r) => {
-        if (lines.push(tcpJsonLine(r)) === STDOUT_LINES) write();
+        lines.tcp(r);
         return undefined;
       },
       end: async (b) => {
-        for (const r of b.tcp_event) lines.push(jsonLine('tcp_event', r));
-        for (const r of b.dns) lines.push(jsonLine('dns', r));
-        write();
+        for (const r of b.tcp_event) lines.line('tcp_event', r);
+        for (const r of b.dns) lines.line('dns', r);
+        lines.flush();
       },
     };
   }
@@ -285,6 +273,9 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
         if (done.push(cookie) === DELETE_CHUNK) probes.deleteSockets(done.splice(0));
       };
       const owners = new Map<string, Owner>();
+      // The probes share one owner object per thread: looked up by it first, the key (which
+      // merges a process's threads) made only once per thread.
+      const ownersOfThreads = new Map<SocketStats['owner'], Owner>();
       // Decoded, recorded and shipped one socket at a time: nothing of a socket but its
       // record (and its reading, while open) outlives its turn.
       const swept = sweeper.sweep(slotSockets(scan, afterSlot, closed, seen), {
@@ -292,9 +283,12 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
         slotMs: cfg.slotMs,
         // Most sockets of a sweep share a handful of owners: one object each, not one per record.
         ownerOf: ({ owner: o }: SocketStats) => {
+          let owner = ownersOfThreads.get(o);
+          if (owner) return owner;
           const k = `${o.netns}/${o.cgroupId}/${o.pid}/${o.comm}`;
-          let owner = owners.get(k);
+          owner = owners.get(k);
           if (!owner) owners.set(k, (owner = ownerOf(o)));
+          ownersOfThreads.set(o, owner);
           return owner;
         },
         translate: (s: SocketStats) => natFor(s.owner.netns)?.translate(s.local, s.remote) ?? null,

@@ -3,9 +3,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SocketStats } from '@meshlens/bpf';
-import { tcpRecordSchema, type Owner } from '@meshlens/schemas';
-import { jsonLine, tcpJsonLine } from '../src/json-lines.js';
+import { HIST_BUCKETS, tcpRecordSchema, type Owner, type TcpRecord } from '@meshlens/schemas';
+import { JsonLines, jsonLine } from '../src/json-lines.js';
 import { TcpSweeper } from '../src/tcp-records.js';
+
+/** What JsonLines hands its sink for `write`, as text, and how many chunks it took. */
+function written(write: (w: JsonLines) => void): { lines: string[]; chunks: number } {
+  const chunks: Buffer[] = [];
+  const w = new JsonLines((c) => chunks.push(c));
+  write(w);
+  w.flush();
+  const text = Buffer.concat(chunks).toString();
+  assert.ok(text.endsWith('\n'));
+  return { lines: text.slice(0, -1).split('\n'), chunks: chunks.length };
+}
 
 function socket(over: Partial<SocketStats>): SocketStats {
   return {
@@ -48,8 +59,30 @@ describe('JSON lines', () => {
     for (const r of records) {
       assert.deepEqual(Object.keys(r), Object.keys(tcpRecordSchema.shape), 'a record field the writer may not know');
       tcpRecordSchema.parse(r);
-      assert.equal(tcpJsonLine(r), JSON.stringify({ type: 'tcp', ...r }));
     }
+    assert.deepEqual(written((w) => records.forEach((r) => w.tcp(r))).lines, records.map((r) => JSON.stringify({ type: 'tcp', ...r })));
+  });
+
+  it('writes lines of any length across chunks whole, numbers up to 2^53 as JSON has them', () => {
+    const r: TcpRecord = {
+      slot_start_ms: 1_763_600_000_000, slot_ms: 10_000,
+      owner: { node: 'n'.repeat(3000), netns: 1, cgroup_id: 2, pid: 3, comm: 'c', container_id: null, pod_uid: null },
+      sock_cookie: Number.MAX_SAFE_INTEGER, role: 'server', local: { ip: 'fd00:1234:5678:9abc:def0:1234:5678:9abc', port: 65535 },
+      remote: { ip: '255.255.255.255', port: 0 }, remote_orig: null,
+      bytes_sent: 2 ** 53 - 2, bytes_received: 10, segs_sent: 9, segs_received: 99, retrans_segs: 100, rto_count: 1e15, resets_sent: 0,
+      resets_received: 4_294_967_295, srtt_us: 1, min_rtt_us: 0,
+      rtt_hist: { idx: Array.from({ length: HIST_BUCKETS }, (_, i) => i), cnt: Array.from({ length: HIST_BUCKETS }, (_, i) => 4_294_967_295 - i) },
+      opened: false, closed: true,
+    };
+    tcpRecordSchema.parse(r);
+    const small = { ...r, owner: { ...r.owner, node: 'n1' }, rtt_hist: { idx: [7], cnt: [1] } };
+    const records = Array.from({ length: 300 }, (_, i) => (i % 100 === 50 ? r : { ...small, sock_cookie: i, bytes_sent: i * 1_000_003 }));
+    const out = written((w) => {
+      records.forEach((x) => w.tcp(x));
+      w.line('dns', { qname: 'é.example' });
+    });
+    assert.ok(out.chunks > 1, `${out.chunks} chunk(s)`);
+    assert.deepEqual(out.lines, [...records.map((x) => JSON.stringify({ type: 'tcp', ...x })), JSON.stringify({ type: 'dns', qname: 'é.example' })]);
   });
 
   it('writes any other record with its type first', () => {

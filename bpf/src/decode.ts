@@ -120,23 +120,47 @@ function roleOf(v: number): SocketRole {
   return v === 1 ? 'client' : v === 2 ? 'server' : 'unknown';
 }
 
+/** Owners remembered at most: bounded, as threads come and go. */
+const OWNERS_KEPT = 4096;
+
+/**
+ * An owner is decoded once and then shared by every socket and event of its thread while
+ * its fields stay the same: most sockets of a sweep belong to a handful of threads, and an
+ * owner and its comm string per socket per sweep were garbage for V8's collector.
+ */
 function ownerDecoder(s: Struct) {
   const cgroup = s.scalar('cgroup_id', 'u64');
   const netns = s.scalar('netns', 'u32');
   const pid = s.scalar('pid', 'u32');
   const tid = s.scalar('tid', 'u32');
   const comm = s.array('comm', 1);
+  const byTid = new Map<number, Owner>();
+  // Equal only if every byte up to the NUL is the character at its place: a comm with
+  // multi-byte UTF-8 never matches and is decoded each time.
+  const sameComm = (text: string, b: Buffer, start: number) => {
+    let i = 0;
+    for (; i < text.length; i++) if (b[start + i] !== text.charCodeAt(i)) return false;
+    return i === comm.count || b[start + i] === 0;
+  };
   return (b: Buffer, base: number): Owner => {
     const start = base + comm.offset;
+    const t = tid(b, base);
+    const known = byTid.get(t);
+    if (known !== undefined && known.pid === pid(b, base) && known.netns === netns(b, base) && known.cgroupId === cgroup(b, base) && sameComm(known.comm, b, start)) {
+      return known;
+    }
     let end = start;
     while (end < start + comm.count && b[end] !== 0) end++;
-    return {
+    const o: Owner = {
       netns: netns(b, base),
       cgroupId: cgroup(b, base),
       pid: pid(b, base),
-      tid: tid(b, base),
+      tid: t,
       comm: b.toString('utf8', start, end),
     };
+    if (byTid.size >= OWNERS_KEPT) byTid.clear();
+    byTid.set(t, o);
+    return o;
   };
 }
 
@@ -241,22 +265,27 @@ export class Decoders {
     const spill = spillS.array('cnt', 4);
     if (spill.count !== HIST_BUCKETS) throw new Error(`BTF: kernel histogram has ${spill.count} buckets, schemas ${HIST_BUCKETS}`);
     // Sparse from the start: a dense array of every bucket per socket per sweep cost more
-    // than the rest of the decoding. Slots hold distinct buckets, unordered.
+    // than the rest of the decoding. Slots hold distinct buckets, unordered. The arrays are
+    // made at their final length: grown by assignment from empty, each took room for 16.
     const inlineHist = (b: Buffer, base: number): SparseHistogram => {
-      const idx: number[] = [];
-      const cnt: number[] = [];
-      for (let i = 0; i < slotCnt.count; i++) {
-        const c = b.readUInt32LE(base + slotCnt.offset + i * 4);
-        if (c === 0) break;
+      let used = 0;
+      let n = 0;
+      for (; used < slotCnt.count && b.readUInt32LE(base + slotCnt.offset + used * 4) !== 0; used++) {
+        if (b.readUInt16LE(base + slotIdx.offset + used * 2) < HIST_BUCKETS) n++;
+      }
+      const idx = new Array<number>(n);
+      const cnt = new Array<number>(n);
+      let m = 0;
+      for (let i = 0; i < used; i++) {
         const x = b.readUInt16LE(base + slotIdx.offset + i * 2);
         if (x >= HIST_BUCKETS) continue;
-        let j = idx.length;
+        let j = m++;
         for (; j > 0 && idx[j - 1]! > x; j--) {
           idx[j] = idx[j - 1]!;
           cnt[j] = cnt[j - 1]!;
         }
         idx[j] = x;
-        cnt[j] = c;
+        cnt[j] = b.readUInt32LE(base + slotCnt.offset + i * 4);
       }
       return { idx, cnt };
     };
