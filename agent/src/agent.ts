@@ -14,12 +14,12 @@ import { dnsRecord, tcpEventRecord, type EventContext } from './event-records.js
 import { serveHealthAndMetrics } from '@meshlens/schemas/health-http';
 import { JsonLines } from './json-lines.js';
 import { agentMetrics, type AgentMetrics } from './metrics.js';
-import { NatTable } from './nat.js';
+import { NatTable, type NatRecord } from './nat.js';
 import { TcpFrames, framesByPartition } from './partition.js';
 import { Shipper } from './shipper.js';
 import { slotStart, everySlot } from './slots.js';
 import { Spool } from './spool.js';
-import { TcpSweeper } from './tcp-records.js';
+import { TcpSweeper, type SweptSocket } from './tcp-records.js';
 
 export interface AgentHandle {
   readonly probes: Probes;
@@ -188,6 +188,11 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     }
   }
   const natFor = (netns: number) => nat.get(netns) ?? nat.get(null) ?? null;
+  const resolveNat = async <R extends NatRecord>(table: NatTable, r: R): Promise<R> => {
+    const x = await table.resolve(r);
+    metrics.natLookups.inc({ result: x.remote_orig ? 'resolved' : 'unresolved' });
+    return x;
+  };
 
   const cgroups = new CgroupIndex(cgroupRoot);
   const comms = new Map<number, string>();
@@ -228,12 +233,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       if (!r) return;
       // A failed connect to a service address is often over before conntrack's event for it
       // is read: ask the table, then record it translated like the connection's other events.
-      if (table && r.role === 'client' && !r.remote_orig && table.isService(r.remote)) {
-        void table.lookup(r.local, r.remote).then((b) => {
-          metrics.natLookups.inc({ result: b ? 'resolved' : 'unresolved' });
-          pending.tcp_event.push(b ? { ...r, remote: b, remote_orig: r.remote } : r);
-        });
-      } else pending.tcp_event.push(r);
+      if (table?.missed(r)) void resolveNat(table, r).then((x) => pending.tcp_event.push(x));
+      else pending.tcp_event.push(r);
     } else if (inScope(e.netns)) {
       const x = dns.add(e);
       if (x) pending.dns.push(dnsRecord(x, eventCtx));
@@ -296,13 +297,23 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       });
       const synTimeouts: TcpEvent[] = [];
       let tcp = 0;
+      const ship = async ({ record, synTimeout }: SweptSocket) => {
+        tcp++;
+        if (synTimeout) synTimeouts.push({ ...synTimeout, remote: record.remote, remote_orig: record.remote_orig });
+        const shipping = output.tcp(record);
+        if (shipping) await shipping;
+      };
+      // A connection to a service address opened just before the slot ended may have been read
+      // before its conntrack event (the event loop runs this sweep's timer before it reads
+      // the pipe): its translation is asked of the kernel, and the record shipped after.
+      const resolving: Promise<SweptSocket>[] = [];
       try {
-        for (const { record, synTimeout } of swept) {
-          tcp++;
-          if (synTimeout) synTimeouts.push(synTimeout);
-          const shipping = output.tcp(record);
-          if (shipping) await shipping;
+        for (const socket of swept) {
+          const table = natFor(socket.record.owner.netns);
+          if (table?.missed(socket.record)) resolving.push(resolveNat(table, socket.record).then((record) => ({ ...socket, record })));
+          else await ship(socket);
         }
+        for (const socket of await Promise.all(resolving)) await ship(socket);
         since = { updatedUs: scan.readUs, openedUs: slotEndMonoUs - OPENED_MARGIN_US };
         if (seen) sweeper.retainOnly(seen);
       } finally {

@@ -12,7 +12,7 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
-import type { Endpoint } from '@meshlens/schemas';
+import type { Endpoint, Role } from '@meshlens/schemas';
 
 interface Translation {
   backend: Endpoint;
@@ -38,6 +38,14 @@ export function parseConntrackLine(line: string): { client: Endpoint; dialled: E
   const backend = { ip: src[1]!, port: sport[1]! };
   if (dialled.ip === backend.ip && dialled.port === backend.port) return null;
   return { client: { ip: src[0]!, port: sport[0]! }, dialled, backend };
+}
+
+/** What of a tcp or tcp_event record translation reads and rewrites. */
+export interface NatRecord {
+  role: Role;
+  local: Endpoint;
+  remote: Endpoint;
+  remote_orig: Endpoint | null;
 }
 
 export interface NatTableOptions {
@@ -138,6 +146,20 @@ export class NatTable extends EventEmitter {
     this.lookups -= 1;
     for (const line of out.split('\n')) this.ingest(line);
     return this.translate(local, remote);
+  }
+
+  /**
+   * Whether a client's record names a service address untranslated: the entry for it was
+   * not read in time (its event came late or was dropped), so `resolve` should ask the kernel.
+   */
+  missed(r: NatRecord): boolean {
+    return this.services.size > 0 && r.role === 'client' && r.remote_orig === null && this.isService(r.remote);
+  }
+
+  /** `r` with the backend its connection really reached, as `lookup` finds it; else `r` itself. */
+  async resolve<R extends NatRecord>(r: R): Promise<R> {
+    const backend = await this.lookup(r.local, r.remote);
+    return backend ? { ...r, remote: backend, remote_orig: r.remote } : r;
   }
 
   /** Forgets entries older than the retention; call once per slot. */

@@ -19,11 +19,16 @@ interface Reading {
   resetsSent: number;
   resetsReceived: number;
   rttHist: SparseHistogram;
+  /**
+   * The backend of a translated client socket: NAT does not change over a connection's life,
+   * and the table it came from forgets entries long before a long-lived connection ends.
+   */
+  backend: Endpoint | null;
 }
 
 const ZERO: Reading = {
   bytesSent: 0, bytesReceived: 0, segsOut: 0, segsIn: 0, retransSegs: 0, rtoCount: 0, resetsSent: 0, resetsReceived: 0,
-  rttHist: emptyHistogram(),
+  rttHist: emptyHistogram(), backend: null,
 };
 
 export interface SweepContext {
@@ -74,8 +79,9 @@ export class TcpSweeper {
   *sweep(stats: Iterable<SocketStats>, ctx: SweepContext): Generator<SweptSocket> {
     for (const s of stats) {
       const before = this.prev.get(s.cookie);
+      let kept = before;
       if (s.closed) this.prev.delete(s.cookie);
-      else if (before === undefined) this.prev.set(s.cookie, reading(s));
+      else if (before === undefined) this.prev.set(s.cookie, (kept = reading(s)));
       if (before === undefined && s.preexisting) continue;
       const base = before ?? ZERO;
       // A counter that went down means the kernel entry was recreated under the same cookie:
@@ -106,7 +112,8 @@ export class TcpSweeper {
         continue;
       }
       const role = s.role === 'unknown' ? (this.isEphemeral(s.local.port) ? 'client' : 'server') : s.role;
-      const backend = role === 'client' ? ctx.translate(s) : null;
+      const backend = role === 'client' ? (base.backend ?? ctx.translate(s)) : null;
+      if (kept) kept.backend = backend;
       const owner = ctx.ownerOf(s);
       const record: TcpRecord = {
         slot_start_ms: ctx.slotStartMs,
@@ -168,6 +175,6 @@ function reading(s: SocketStats): Reading {
   return {
     bytesSent: s.bytesSent, bytesReceived: s.bytesReceived, segsOut: s.segsOut, segsIn: s.segsIn,
     retransSegs: s.retransSegs, rtoCount: s.rtoCount, resetsSent: s.resetsSent, resetsReceived: s.resetsReceived,
-    rttHist: s.rttHist,
+    rttHist: s.rttHist, backend: null,
   };
 }

@@ -1,10 +1,30 @@
 // NAT translation read from a real conntrack table: a kube-proxy-style DNAT service IP in a
 // lab namespace, real connections through it, and the backend the kernel chose.
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { createLab, serviceAddress, Lines, type Lab } from '@meshlens/e2e/netlab';
+import { createLab, pollUntil, serviceAddress, Lines, type Lab } from '@meshlens/e2e/netlab';
+import type { TcpRecord } from '@meshlens/schemas';
 import { NatTable, parseConntrackLine } from '../src/nat.js';
+import { scrapeMetrics, startScopedAgent } from './support/socket-lab.js';
+
+/** PIDs of `parent`'s live children whose command line has `arg`, from /proc. */
+function childrenWith(parent: number, arg: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      // The command name may hold spaces and parentheses: the fields after its last ')'.
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(ppid) === parent && state !== 'Z' && readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(arg)) out.push(Number(d));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return out;
+}
 
 describe('conntrack NAT table', () => {
   let lab: Lab;
@@ -19,7 +39,11 @@ describe('conntrack NAT table', () => {
     await lab.addServiceIp({ vip4: vip.ip4, vip6: vip.ip6, port: 80, backend: 'pod', backendPort: 8080, clients: ['client'] });
   });
 
-  after(() => lab?.destroy());
+  const agents: ChildProcess[] = [];
+  after(async () => {
+    for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
+    await lab?.destroy();
+  });
 
   const curlFrom = (localPort: number, url: string) =>
     lab.host('client').exec('curl', ['-sS', '-g', '--max-time', '5', '--local-port', String(localPort), url]);
@@ -81,5 +105,36 @@ describe('conntrack NAT table', () => {
     } finally {
       nat.stop();
     }
+  });
+
+  it('an agent records a connection to a service address translated though it never read its conntrack event', async () => {
+    const client = lab.host('client');
+    const pod = lab.host('pod');
+    // Made before the agent starts, so that its dump of the table teaches it the service address.
+    assert.equal((await curlFrom(41021, `http://${vip.ip4}/`)).stdout, 'ok');
+    const { agent, metricsUrl } = await startScopedAgent(client.ns, 'nat-node', 1000, 'pipe', agents);
+    const out = new Lines(agent, agent.stdout!);
+    // Its conntrack event follower stopped: as if the kernel dropped every event from now on,
+    // or delivered them after the sweep.
+    const [follower, ...more] = childrenWith(agent.pid!, '-E');
+    assert.ok(follower !== undefined && more.length === 0, 'the agent follows conntrack events with one child');
+    process.kill(follower, 'SIGTERM');
+    await pollUntil(async () => childrenWith(agent.pid!, '-E').length === 0, 5000, 'the follower to exit');
+
+    assert.equal((await curlFrom(41022, `http://${vip.ip4}/`)).stdout, 'ok');
+    const records: TcpRecord[] = [];
+    await out.next((l) => {
+      const r = JSON.parse(l) as TcpRecord & { type: string };
+      if (r.type !== 'tcp' || r.local.port !== 41022) return false;
+      records.push(r);
+      return r.closed;
+    });
+    const metrics = await scrapeMetrics(metricsUrl);
+    const exited = once(agent, 'exit');
+    agent.kill('SIGTERM');
+    await exited;
+    assert.ok(records.some((r) => r.bytes_sent > 0), JSON.stringify(records));
+    for (const r of records) assert.deepEqual([r.remote, r.remote_orig], [{ ip: pod.ip4, port: 8080 }, { ip: vip.ip4, port: 80 }], JSON.stringify(r));
+    assert.ok((metrics.get('meshlens_agent_nat_lookups_total{result="resolved"}') ?? 0) >= 1, 'counted as a lookup that resolved');
   });
 });

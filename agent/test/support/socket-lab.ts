@@ -50,18 +50,25 @@ export function socketLab(prefix: string): SocketLab {
       return lab;
     },
     sockets,
-    async startAgent(node, slotMs, stdout) {
-      const agent = spawn(
-        process.execPath,
-        ['--import', 'tsx', 'cli/src/main.ts', 'agent', '--netns', this.lab.host('node').ns, '--node', node, '--slot-ms', String(slotMs),
-          '--output', 'stdout', '--metrics-port', String(await freePort())],
-        { cwd: repoRoot, stdio: ['ignore', stdout, 'pipe'] },
-      );
-      agents.push(agent);
-      const running = await new Lines(agent, agent.stderr!).next((l) => l.includes('"agent running"'), 30_000);
-      return { agent, metricsUrl: (JSON.parse(running) as { metricsUrl: string }).metricsUrl };
+    startAgent(node, slotMs, stdout) {
+      return startScopedAgent(this.lab.host('node').ns, node, slotMs, stdout, agents);
     },
   };
+}
+
+/**
+ * An agent watching only network namespace `ns`, `--output stdout`, started as the CLI a user
+ * runs; pushed to `started` before it is waited for, so that the caller's cleanup finds it.
+ */
+export async function startScopedAgent(ns: string, node: string, slotMs: number, stdout: 'pipe' | 'ignore', started: ChildProcess[]): Promise<ScopedAgent> {
+  const agent = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'cli/src/main.ts', 'agent', '--netns', ns, '--node', node, '--slot-ms', String(slotMs), '--output', 'stdout', '--metrics-port', String(await freePort())],
+    { cwd: repoRoot, stdio: ['ignore', stdout, 'pipe'] },
+  );
+  started.push(agent);
+  const running = await new Lines(agent, agent.stderr!).next((l) => l.includes('"agent running"'), 30_000);
+  return { agent, metricsUrl: (JSON.parse(running) as { metricsUrl: string }).metricsUrl };
 }
 
 /** The agent's /metrics as name{labels} -> value. */

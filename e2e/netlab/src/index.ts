@@ -2,4 +2,4 @@ export { createLab, withLab, Lab, type Endpoint, type Host, type HostSpec, type 
 export { cleanupStaleLabs } from './stale.js';
 export { serviceAddress } from './addressing.js';
 export type { DnsConfig, LabDns } from './dns.js';
-export { Lines, ExecError, type ExecOptions, type ExecResult } from './exec.js';
+export { Lines, ExecError, pollUntil, type ExecOptions, type ExecResult } from './exec.js';
