@@ -23,6 +23,12 @@ createServer((req, res) => {
 const tcp = {};
 const counter = (key) => (tcp[key] ??= { ok: 0, failed: 0, sent: 0, received: 0 });
 let inFlight = 0;
+// Each request from a port of its own, in turn through the ephemeral range: a connection's
+// 4-tuple does not come back within a run, so the tests can tell connections apart by it.
+// Left to the kernel, it comes back within seconds: the server closes first, so the server,
+// not this client, holds the port in TIME_WAIT.
+let requests = 0;
+const nextLocalPort = () => 32768 + (requests++ % 28000);
 
 function get(host, port, onDone) {
   const c = counter(`${host}:${port}`);
@@ -39,7 +45,7 @@ function get(host, port, onDone) {
     } else c.failed++;
     onDone?.(ok, localPort);
   };
-  const req = request({ host, port, path: '/', agent: false, localAddress: cfg.ip, headers: { connection: 'close' }, timeout: cfg.timeoutMs });
+  const req = request({ host, port, path: '/', agent: false, localAddress: cfg.ip, localPort: nextLocalPort(), headers: { connection: 'close' }, timeout: cfg.timeoutMs });
   req.on('timeout', () => req.destroy(new Error('timeout')));
   req.on('error', () => done(false, null, null));
   req.on('response', (res) => {

@@ -199,16 +199,14 @@ describe('demo topology end to end', () => {
       await ch.query({
         // Per connection: matched if any of its rows has both ends; bytes from one end's view
         // (a connection whose ends landed in different rows would otherwise count twice). The
-        // pods bind their local address, so the kernel picks ports at random and a 4-tuple
-        // comes back in the same run, but never within 60 s (TIME_WAIT holds the port): a
-        // connection is its 4-tuple within a 30 s window.
+        // pods never use a 4-tuple twice in a run, so a connection is its 4-tuple.
         query: `SELECT count() AS conns, countIf(both) AS matched, countIf(both AND service_ip != '') AS via_vip, sum(c2s) AS c2s, sum(s2c) AS s2c
                 FROM (SELECT max(observed = 'both') AS both, max(service_ip) AS service_ip,
                              greatest(sumIf(bytes_c2s, observed != 'server'), sumIf(bytes_c2s, observed != 'client')) AS c2s,
                              greatest(sumIf(bytes_s2c, observed != 'server'), sumIf(bytes_s2c, observed != 'client')) AS s2c
                       FROM tcp_flows
                       WHERE slot_start >= {t:DateTime64(3)} AND client_ip IN {ips:Array(String)} AND path = 'network'
-                      GROUP BY client_ip, client_port, server_ip, server_port, intDiv(toUnixTimestamp(slot_start), 30)
+                      GROUP BY client_ip, client_port, server_ip, server_port
                       HAVING c2s + s2c > 0)`,
         query_params: { t: iso(t0 - MINUTE).replace('Z', ''), ips },
         format: 'JSONEachRow',
@@ -228,7 +226,19 @@ describe('demo topology end to end', () => {
       }
     }
     const conns = Number(r.conns);
-    const line = `connections: pods ${ok} (via service IP ${viaVip}), stored ${conns}, both ends ${r.matched} (via service IP ${r.via_vip}); bytes c2s ${r.c2s} vs ${sent}, s2c ${r.s2c} vs ${received}`;
+    // The connections stored without both ends, row by row: what a failure needs explained.
+    const lone = await (
+      await ch.query({
+        query: `SELECT client_ip, client_port, server_ip, server_port, groupArray((slot_start, observed, service_ip, bytes_c2s, bytes_s2c)) AS rows
+                FROM tcp_flows
+                WHERE slot_start >= {t:DateTime64(3)} AND client_ip IN {ips:Array(String)} AND path = 'network'
+                GROUP BY client_ip, client_port, server_ip, server_port
+                HAVING NOT max(observed = 'both') AND sum(bytes_c2s + bytes_s2c) > 0`,
+        query_params: { t: iso(t0 - MINUTE).replace('Z', ''), ips },
+        format: 'JSONCompactEachRow',
+      })
+    ).json<unknown[]>();
+    const line = `connections: pods ${ok} (via service IP ${viaVip}), stored ${conns}, both ends ${r.matched} (via service IP ${r.via_vip}); bytes c2s ${r.c2s} vs ${sent}, s2c ${r.s2c} vs ${received}; one end only: ${lone.map((x) => JSON.stringify(x)).join(' ') || 'none'}`;
     process.stderr.write(`# ${line}\n`);
     assert.ok(Number(r.matched) / conns >= 0.99, line);
     assert.ok(viaVip > 0 && Number(r.via_vip) / viaVip >= 0.99, line);
