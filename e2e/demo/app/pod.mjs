@@ -30,30 +30,38 @@ let inFlight = 0;
 let requests = 0;
 const nextLocalPort = () => 32768 + (requests++ % 28000);
 
+/** Every connection, by the local port it was made from: [port, "host:port" dialled, ok, sent, received]. */
+const connections = [];
+
 function get(host, port, onDone) {
-  const c = counter(`${host}:${port}`);
+  const target = `${host}:${port}`;
+  const c = counter(target);
+  const localPort = nextLocalPort();
   inFlight++;
   let settled = false;
-  const done = (ok, sock, localPort) => {
+  const done = (ok, sock) => {
     if (settled) return;
     settled = true;
     inFlight--;
+    // A failed request's counts are not the network's (bytesWritten includes what never left).
+    const sent = ok ? sock.bytesWritten : 0;
+    const received = ok ? sock.bytesRead : 0;
     if (ok) {
       c.ok++;
-      c.sent += sock.bytesWritten;
-      c.received += sock.bytesRead;
+      c.sent += sent;
+      c.received += received;
     } else c.failed++;
+    connections.push([localPort, target, ok ? 1 : 0, sent, received]);
     onDone?.(ok, localPort);
   };
-  const req = request({ host, port, path: '/', agent: false, localAddress: cfg.ip, localPort: nextLocalPort(), headers: { connection: 'close' }, timeout: cfg.timeoutMs });
+  const req = request({ host, port, path: '/', agent: false, localAddress: cfg.ip, localPort, headers: { connection: 'close' }, timeout: cfg.timeoutMs });
   req.on('timeout', () => req.destroy(new Error('timeout')));
-  req.on('error', () => done(false, null, null));
+  req.on('error', () => done(false, null));
   req.on('response', (res) => {
     res.resume();
-    // The socket's counters are final once it has closed; its port is gone by then.
+    // The socket's counters are final once it has closed.
     const { socket } = res;
-    const localPort = socket.localPort;
-    socket.once('close', () => done(res.statusCode === 200, socket, localPort));
+    socket.once('close', () => done(res.statusCode === 200, socket));
   });
   req.end();
 }
@@ -113,7 +121,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     const wait = setInterval(() => {
       if (inFlight > 0) return;
       clearInterval(wait);
-      process.stdout.write(`stopped ${stats()}\n`);
+      process.stdout.write(`stopped ${JSON.stringify({ tcp, dns, served, inFlight, connections })}\n`);
     }, 20);
   }
 });

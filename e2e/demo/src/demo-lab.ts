@@ -52,6 +52,14 @@ export interface PodStats {
   inFlight: number;
 }
 
+/** One connection a pod made: its local port, the "address:port" dialled, whether its request completed (1), and its socket's byte counts (0 when it failed). */
+export type PodConnection = [port: number, target: string, ok: 0 | 1, sent: number, received: number];
+
+/** A pod's counts once its traffic stopped, with every connection it made. */
+export interface FinalPodStats extends PodStats {
+  connections: PodConnection[];
+}
+
 interface Pod {
   host: string;
   child: ChildProcess;
@@ -144,10 +152,10 @@ export class DemoLab {
   }
 
   /** Stops new requests and DNS lookups; resolves with each pod's final counts once nothing is in flight. */
-  async stopTraffic(): Promise<Map<string, PodStats>> {
+  async stopTraffic(): Promise<Map<string, FinalPodStats>> {
     for (const p of this.pods) p.child.stdin!.write('stop\n');
-    const out = new Map<string, PodStats>();
-    for (const p of this.pods) out.set(p.host, JSON.parse((await p.lines.next((l) => l.startsWith('stopped '), 30_000)).slice(8)) as PodStats);
+    const out = new Map<string, FinalPodStats>();
+    for (const p of this.pods) out.set(p.host, JSON.parse((await p.lines.next((l) => l.startsWith('stopped '), 30_000)).slice(8)) as FinalPodStats);
     return out;
   }
 
