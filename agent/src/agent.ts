@@ -180,6 +180,10 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   const nat = new Map<number | null, NatTable>();
   for (const [inode, path] of scope.size ? scope : new Map<number | null, string | null>([[null, null]])) {
     const t = new NatTable({ netnsPath: path });
+    t.on('followerExit', (why: string) => {
+      metrics.natFollowerExits.inc();
+      log.warn({ netns: path, why }, 'conntrack event follower ended; starting it again in 1 s');
+    });
     try {
       t.start();
       nat.set(inode, t);

@@ -47,9 +47,14 @@ export function agentMetrics() {
     dropped: new Gauge({ name: 'meshlens_agent_dropped_records', help: 'Records dropped because the spool was full, cumulative', registers: [registry] }),
     dnsPending: new Gauge({ name: 'meshlens_agent_dns_outstanding', help: 'DNS queries waiting for an answer', registers: [registry] }),
     natEntries: new Gauge({ name: 'meshlens_agent_nat_entries', help: 'Known NAT translations', registers: [registry] }),
+    natFollowerExits: new Counter({
+      name: 'meshlens_agent_nat_follower_exits_total',
+      help: 'Times the conntrack event follower ended or could not be started again (each is retried after 1 s)',
+      registers: [registry],
+    }),
     natLookups: new Counter({
       name: 'meshlens_agent_nat_lookups_total',
-      help: 'Events towards a service address that conntrack events had not explained yet, by whether asking conntrack resolved them',
+      help: 'Records (events, and sweep records of client sockets) towards a service address that conntrack events had not explained yet, by whether asking conntrack resolved them',
       labelNames: ['result'] as const,
       registers: [registry],
     }),

@@ -58,12 +58,13 @@ export interface NatTableOptions {
   maxLookups?: number;
 }
 
-/** Emits 'translation' (client, dialled, backend) for every entry learnt. */
+/** Emits 'translation' (client, dialled, backend) for every entry learnt, 'followerExit' (why) as `start` says. */
 export class NatTable extends EventEmitter {
   private readonly entries = new Map<string, Translation>();
   /** Service addresses (ip|port) seen translated: only misses for these are worth a lookup. */
   private readonly services = new Map<string, number>();
   private follower: ChildProcess | null = null;
+  private restart: NodeJS.Timeout | null = null;
   private readonly retainMs: number;
   private readonly maxEntries: number;
   private readonly maxLookups: number;
@@ -99,21 +100,54 @@ export class NatTable extends EventEmitter {
     this.emit('translation', t.client, t.dialled, t.backend);
   }
 
-  /** Subscribes to new entries, then dumps the existing ones. Throws if conntrack cannot run. */
+  /**
+   * Subscribes to new entries, then dumps the existing ones. Throws if conntrack cannot run.
+   * Emits 'followerExit' (why) when the event follower ends on its own: it is started again,
+   * dump included, a second later, since without it every new connection to a service would
+   * need a lookup.
+   */
   start(): void {
+    this.follow();
+    try {
+      for (const family of ['ipv4', 'ipv6']) {
+        const [c, a] = this.command(['-L', '-f', family, '-p', 'tcp', '--dst-nat', '-o', 'extended']);
+        const r = spawnSync(c, a, { encoding: 'utf8', timeout: 10_000 });
+        if (r.error) throw new Error(`conntrack: ${r.error.message}`);
+        if (r.status !== 0) throw new Error(`conntrack -L failed: ${r.stderr.trim()}`);
+        for (const line of r.stdout.split('\n')) this.ingest(line);
+      }
+    } catch (err) {
+      this.stop();
+      throw err;
+    }
+  }
+
+  private follow(): void {
     // --dst-nat: conntrack itself drops the untranslated majority, which on a busy node is
     // nearly every new connection, so this process never reads or parses them.
     const [cmd, args] = this.command(['-E', '-e', 'NEW', '-p', 'tcp', '--dst-nat', '-o', 'extended']);
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     this.follower = child;
     createInterface({ input: child.stdout! }).on('line', (l) => this.ingest(l));
-    for (const family of ['ipv4', 'ipv6']) {
-      const [c, a] = this.command(['-L', '-f', family, '-p', 'tcp', '--dst-nat', '-o', 'extended']);
-      const r = spawnSync(c, a, { encoding: 'utf8', timeout: 10_000 });
-      if (r.error) throw new Error(`conntrack: ${r.error.message}`);
-      if (r.status !== 0) throw new Error(`conntrack -L failed: ${r.stderr.trim()}`);
-      for (const line of r.stdout.split('\n')) this.ingest(line);
-    }
+    const ended = (why: string) => {
+      if (this.follower !== child) return; // stopped, or already handled
+      this.follower = null;
+      this.startAgain(why);
+    };
+    child.once('error', (err) => ended(err.message));
+    child.once('exit', (code, signal) => ended(`exited (${code ?? signal})`));
+  }
+
+  private startAgain(why: string): void {
+    this.emit('followerExit', why);
+    this.restart = setTimeout(() => {
+      this.restart = null;
+      try {
+        this.start();
+      } catch (err) {
+        this.startAgain((err as Error).message);
+      }
+    }, 1000).unref();
   }
 
   /** The backend a client socket (local -> remote) really talks to, or null if not translated. */
@@ -175,7 +209,10 @@ export class NatTable extends EventEmitter {
   }
 
   stop(): void {
-    if (this.follower?.pid !== undefined && this.follower.exitCode === null) this.follower.kill('SIGTERM');
+    if (this.restart) clearTimeout(this.restart);
+    this.restart = null;
+    const f = this.follower;
     this.follower = null;
+    if (f?.pid !== undefined && f.exitCode === null) f.kill('SIGTERM');
   }
 }

@@ -40,7 +40,16 @@ describe('conntrack NAT table', () => {
   });
 
   const agents: ChildProcess[] = [];
+  /** Followers a test stopped (SIGSTOP): continued at the end whatever happened, so they can exit. */
+  const paused: number[] = [];
   after(async () => {
+    for (const pid of paused) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // already gone
+      }
+    }
     for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
     await lab?.destroy();
   });
@@ -114,12 +123,12 @@ describe('conntrack NAT table', () => {
     assert.equal((await curlFrom(41021, `http://${vip.ip4}/`)).stdout, 'ok');
     const { agent, metricsUrl } = await startScopedAgent(client.ns, 'nat-node', 1000, 'pipe', agents);
     const out = new Lines(agent, agent.stdout!);
-    // Its conntrack event follower stopped: as if the kernel dropped every event from now on,
-    // or delivered them after the sweep.
+    // Its conntrack event follower paused: the events of the connection below wait unread
+    // until after the sweep, as when the follower lags on a busy node.
     const [follower, ...more] = childrenWith(agent.pid!, '-E');
     assert.ok(follower !== undefined && more.length === 0, 'the agent follows conntrack events with one child');
-    process.kill(follower, 'SIGTERM');
-    await pollUntil(async () => childrenWith(agent.pid!, '-E').length === 0, 5000, 'the follower to exit');
+    paused.push(follower);
+    process.kill(follower, 'SIGSTOP');
 
     assert.equal((await curlFrom(41022, `http://${vip.ip4}/`)).stdout, 'ok');
     const records: TcpRecord[] = [];
@@ -130,11 +139,47 @@ describe('conntrack NAT table', () => {
       return r.closed;
     });
     const metrics = await scrapeMetrics(metricsUrl);
+    process.kill(follower, 'SIGCONT');
     const exited = once(agent, 'exit');
     agent.kill('SIGTERM');
     await exited;
     assert.ok(records.some((r) => r.bytes_sent > 0), JSON.stringify(records));
     for (const r of records) assert.deepEqual([r.remote, r.remote_orig], [{ ip: pod.ip4, port: 8080 }, { ip: vip.ip4, port: 80 }], JSON.stringify(r));
     assert.ok((metrics.get('meshlens_agent_nat_lookups_total{result="resolved"}') ?? 0) >= 1, 'counted as a lookup that resolved');
+  });
+
+  it('starts its event follower again when it ends, and learns from it', async () => {
+    const client = lab.host('client');
+    const pod = lab.host('pod');
+    const nat = new NatTable({ netnsPath: `/run/netns/${client.ns}` });
+    nat.start();
+    try {
+      const [follower, ...more] = childrenWith(process.pid, '-E');
+      assert.ok(follower !== undefined && more.length === 0, 'one follower');
+      const exit = once(nat, 'followerExit', { signal: AbortSignal.timeout(5000) });
+      process.kill(follower, 'SIGKILL');
+      assert.match(String((await exit)[0]), /SIGKILL/);
+      await pollUntil(async () => childrenWith(process.pid, '-E').length === 1, 5000, 'a new follower');
+      assert.notEqual(childrenWith(process.pid, '-E')[0], follower);
+      // Learnt from the new follower's event: no lookup involved (translate never asks).
+      const learnt = once(nat, 'translation', { signal: AbortSignal.timeout(10_000) });
+      assert.equal((await curlFrom(41031, `http://${vip.ip4}/`)).stdout, 'ok');
+      await learnt;
+      assert.deepEqual(nat.translate({ ip: client.ip4, port: 41031 }, { ip: vip.ip4, port: 80 }), { ip: pod.ip4, port: 8080 });
+    } finally {
+      nat.stop();
+    }
+    await pollUntil(async () => childrenWith(process.pid, '-E').length === 0, 5000, 'no follower left after stop');
+  });
+
+  it('refuses to start, and leaves nothing running, where conntrack cannot run', async () => {
+    const nat = new NatTable({ netnsPath: '/run/netns/meshlens-no-such-namespace' });
+    const exits: string[] = [];
+    nat.on('followerExit', (why: string) => exits.push(why));
+    assert.throws(() => nat.start(), /conntrack -L failed/);
+    await pollUntil(async () => childrenWith(process.pid, '-E').length === 0, 5000, 'no follower left');
+    // Nothing signals that nothing happens: wait out one restart delay (1 s) and a half.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(exits, [], 'a table that never started is not started again');
   });
 });
