@@ -109,7 +109,7 @@ function setRate(perSecond) {
   }, 1000 / perSecond);
 }
 
-const stats = () => JSON.stringify({ tcp, dns, served, inFlight });
+const stats = (more = {}) => JSON.stringify({ tcp, dns, served, inFlight, ...more });
 createInterface({ input: process.stdin }).on('line', (line) => {
   const [cmd, a, b] = line.trim().split(/\s+/);
   if (cmd === 'rate') setRate(Number(a));
@@ -121,7 +121,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     const wait = setInterval(() => {
       if (inFlight > 0) return;
       clearInterval(wait);
-      process.stdout.write(`stopped ${JSON.stringify({ tcp, dns, served, inFlight, connections })}\n`);
+      process.stdout.write(`stopped ${stats({ connections })}\n`);
     }, 20);
   }
 });
