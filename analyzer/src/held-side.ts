@@ -100,7 +100,7 @@ export const HeldSide = {
     return h;
   },
 
-  /** Two records of one side in one slot (a 4-tuple reused within the slot): `b`'s fields, counters added up. */
+  /** Two records of one side (a 4-tuple reused within a slot, or one socket's records of adjacent slots joined): `b`'s fields, counters added up. */
   merge(a: HeldSide, b: HeldSide): HeldSide {
     const hist = mergeHistograms(HeldSide.histogram(a), HeldSide.histogram(b));
     return HeldSide.from({

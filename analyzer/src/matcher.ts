@@ -185,8 +185,9 @@ export class Matcher {
       // start where its first record is, and meets this group again to drop it.
       slot.groups.delete(g.key);
       this.heldCount--;
+      const done = this.joinEarlierEnd(g) ?? g;
       if (offset <= this.emittedThrough) return false;
-      out.push(g);
+      out.push(done);
       return true;
     }
     if (++this.heldCount > this.maxHeld) this.closeOldestSlot(out);
@@ -242,6 +243,34 @@ export class Matcher {
       slot.groups.delete(other.key);
       return;
     }
+  }
+
+  /**
+   * The lone end held in the slot before `g`'s, with `g` joined to it, if there is one and
+   * `g` continues its socket: then that end's counters in `g` are not its whole part of the
+   * connection. Each agent reads its ends once per slot, after the slot ended; an end that
+   * closes between its peer's read and its own is left to the next slot whole (agent.ts),
+   * while the peer's read already counted the same bytes in this one. Stored as two rows, a
+   * lone one and then one with both ends, the connection's bytes would be in both (the row of
+   * both ends takes the client's view, rows.ts). One row at the earlier slot, each end's
+   * records added up, counts every byte once from either end's view. A `g` end that opened,
+   * or a held end that closed, is another socket on the same 4-tuple: left apart.
+   */
+  private joinEarlierEnd(g: HeldGroup): HeldGroup | null {
+    const slot = this.slots.get(g.slotStartMs - g.slotMs);
+    if (!slot) return null;
+    const earlier = find(slot, g.client!);
+    if (!earlier || !earlier.client === !earlier.server) return null;
+    const role = earlier.client ? 'client' : 'server';
+    const before = earlier[role]!;
+    const after = g[role]!;
+    if (after.opened || before.closed) return null;
+    earlier[role] = HeldSide.merge(before, after);
+    if (role === 'client') earlier.server = g.server;
+    else earlier.client = g.client;
+    slot.groups.delete(earlier.key);
+    this.heldCount--;
+    return earlier;
   }
 
   /** A watermark past every held slot: what an idle partition flushes to. */

@@ -197,4 +197,82 @@ describe('Matcher', () => {
     );
     assert.deepEqual(HeldSide.histogram(c), mergeHistograms(first.rtt_hist, again.rtt_hist));
   });
+
+  describe('an end left to the next slot whole while its peer was read in this one', () => {
+    /**
+     * One connection's records as the agents send them: `early` (the role read in slot 0,
+     * open, then closing in slot 1) and the other end, closed before its agent read it and so
+     * left whole to slot 1 (see joinEarlierEnd). Bytes from the sockets' own totals.
+     */
+    function records(early: 'client' | 'server') {
+      const c = connection(1, A, B, T0);
+      const whole = { client: c.client, server: c.server }[early === 'client' ? 'server' : 'client'];
+      const mine = { client: c.client, server: c.server }[early];
+      const zero = { bytes_sent: 0, bytes_received: 0, retrans_segs: 0, rto_count: 0, resets_sent: 0, resets_received: 0 };
+      return {
+        totals: { c2s: c.client.bytes_sent, s2c: c.client.bytes_received },
+        sent: [
+          { ...mine, opened: true, closed: false },
+          { ...mine, ...zero, slot_start_ms: T0 + SLOT_MS, segs_sent: 1, segs_received: 1, opened: false, closed: true },
+          { ...whole, slot_start_ms: T0 + SLOT_MS, opened: true, closed: true },
+        ],
+      };
+    }
+
+    /** Bytes per direction over every row, each row from the view rows.ts gives it. */
+    function stored(out: FlowGroup[]) {
+      let c2s = 0;
+      let s2c = 0;
+      for (const g of out) {
+        c2s += g.client ? g.client.bytes_sent : g.server!.bytes_received;
+        s2c += g.client ? g.client.bytes_received : g.server!.bytes_sent;
+      }
+      return { c2s, s2c };
+    }
+
+    for (const early of ['client', 'server'] as const) {
+      it(`${early} read open first: one row at the earlier slot, every byte counted once`, () => {
+        const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+        const { totals, sent } = records(early);
+        const out: FlowGroup[] = [];
+        sent.forEach((r, i) => m.add(HeldSide.of(r), i, out));
+        assert.equal(out.length, 1, 'out as soon as both ends are in');
+        m.advanceTo(m.closeAllWatermark(), out);
+        assert.deepEqual(out.map((g) => [g.slotStartMs - T0, g.client !== null, g.server !== null]), [[0, true, true]]);
+        assert.deepEqual(stored(out), totals);
+        const mine = out[0]![early]!;
+        assert.deepEqual([mine.opened, mine.closed, mine.segs_sent], [true, true, sent[0]!.segs_sent + 1]);
+        assert.equal(m.held, 0);
+      });
+    }
+
+    it('without the join the same records would count the early bytes twice (the check above can fail)', () => {
+      const { totals, sent } = records('server');
+      const lone: FlowGroup = { key: 0, slotStartMs: T0, slotMs: SLOT_MS, client: null, server: HeldSide.of(sent[0]!), late: false, capFlushed: false };
+      const both: FlowGroup = { ...lone, slotStartMs: T0 + SLOT_MS, client: HeldSide.of(sent[2]!), server: HeldSide.of(sent[1]!) };
+      assert.notDeepEqual(stored([lone, both]), totals);
+    });
+
+    it('leaves apart another socket on the same 4-tuple: a later end that opened, or an earlier one that closed', () => {
+      for (const change of [{ at: 1, opened: true }, { at: 0, closed: true }]) {
+        const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+        const { sent } = records('server');
+        const out: FlowGroup[] = [];
+        sent.forEach((r, i) => m.add(HeldSide.of(i === change.at ? { ...r, ...change } : r), i, out));
+        m.advanceTo(m.closeAllWatermark(), out);
+        assert.deepEqual(out.map((g) => [g.slotStartMs - T0, g.client !== null, g.server !== null]).sort(), [[0, false, true], [SLOT_MS, true, true]], JSON.stringify(change));
+      }
+    });
+
+    it('after a restore, a join completed at or before the committed offset is dropped with its lone end', () => {
+      const { sent } = records('server');
+      const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+      sent.forEach((r, i) => m.add(HeldSide.of(r), i, []));
+      const restored = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: 2 });
+      const out: FlowGroup[] = [];
+      assert.deepEqual(sent.map((r, i) => restored.add(HeldSide.of(r), i, out)), [true, true, false]);
+      restored.advanceTo(restored.closeAllWatermark(), out);
+      assert.deepEqual([out.length, restored.held], [0, 0]);
+    });
+  });
 });
