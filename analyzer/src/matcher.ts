@@ -253,10 +253,13 @@ export class Matcher {
    * while the peer's read already counted the same bytes in this one. Stored as two rows, a
    * lone one and then one with both ends, the connection's bytes would be in both (the row of
    * both ends takes the client's view, rows.ts). One row at the earlier slot, each end's
-   * records added up, counts every byte once from either end's view. A `g` end that opened,
+   * records added up, counts every byte once from either end's view. Only where the
+   * connection ended in `g`'s slot: what agents leave to the next slot are closes, and
+   * a connection that goes on keeps its later traffic in its own slot. A `g` end that opened,
    * or a held end that closed, is another socket on the same 4-tuple: left apart.
    */
   private joinEarlierEnd(g: HeldGroup): HeldGroup | null {
+    if (!g.client!.closed && !g.server!.closed) return null;
     const slot = this.slots.get(g.slotStartMs - g.slotMs);
     if (!slot) return null;
     const earlier = find(slot, g.client!);

@@ -253,12 +253,14 @@ describe('Matcher', () => {
       assert.notDeepEqual(stored([lone, both]), totals);
     });
 
-    it('leaves apart another socket on the same 4-tuple: a later end that opened, or an earlier one that closed', () => {
-      for (const change of [{ at: 1, opened: true }, { at: 0, closed: true }]) {
+    it('leaves apart another socket on the same 4-tuple (a later end that opened, an earlier one that closed) and a connection that goes on', () => {
+      const changes: { at: number[]; opened?: boolean; closed?: boolean }[] = [{ at: [1], opened: true }, { at: [0], closed: true }, { at: [1, 2], closed: false }];
+      for (const change of changes) {
         const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
         const { sent } = records('server');
         const out: FlowGroup[] = [];
-        sent.forEach((r, i) => m.add(HeldSide.of(i === change.at ? { ...r, ...change } : r), i, out));
+        const { at, ...fields } = change;
+        sent.forEach((r, i) => m.add(HeldSide.of(at.includes(i) ? { ...r, ...fields } : r), i, out));
         m.advanceTo(m.closeAllWatermark(), out);
         assert.deepEqual(out.map((g) => [g.slotStartMs - T0, g.client !== null, g.server !== null]).sort(), [[0, false, true], [SLOT_MS, true, true]], JSON.stringify(change));
       }
