@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +17,7 @@ import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { startComponent, stopComponents, type Running } from '@meshlens/cli/stack';
 import { consumeRecords } from '@meshlens/e2e/kafka';
 import { createLab, Lines, pollUntil, type Lab } from '@meshlens/e2e/netlab';
+import { freePort } from '@meshlens/e2e/tcp-proxy';
 import { clickhouseClient } from '@meshlens/schemas/clickhouse';
 import { Topics, type TcpRecord } from '@meshlens/schemas';
 
@@ -32,17 +32,6 @@ type Role = (typeof ROLES)[number];
 
 const slotOf = (ms: number) => Math.floor(ms / SLOT_MS) * SLOT_MS;
 const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The sum of a metric's samples on a /metrics page, of those whose labels include `label` if given. */
 async function metric(url: string, name: string, label = ''): Promise<number> {
