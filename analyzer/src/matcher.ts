@@ -158,7 +158,8 @@ export class Matcher {
    * completes: each end sends one record per socket per slot, so once both ends of a
    * connection are in, its slot has nothing more to wait for (a 4-tuple reused within the slot
    * is another connection and makes another group), and holding it to the watermark would
-   * only delay it by two slots. Returns false when the record was already emitted before a
+   * only delay it by two slots; except where one end closed and the other was read open, whose
+   * close is still to come. Returns false when the record was already emitted before a
    * restore: a record of a closed slot at or before `emittedThrough`, or one that completes a
    * group there (the group came out then, at this same record, in a committed unit).
    */
@@ -181,13 +182,19 @@ export class Matcher {
     else g.server = side;
     if (prev) return true;
     if (g.client !== null && g.server !== null) {
+      const joined = this.joinEarlierEnd(g);
+      if (joined === null && g.client.closed !== g.server.closed) {
+        // One end closed and the other was read open: its close may come alone in a later
+        // slot, and is taken in when this slot closes (`adoptClose`).
+        if (++this.heldCount > this.maxHeld) this.closeOldestSlot(out);
+        return true;
+      }
       // The slot stays (with its first offset) until the watermark passes it: a replay must
       // start where its first record is, and meets this group again to drop it.
       slot.groups.delete(g.key);
       this.heldCount--;
-      const done = this.joinEarlierEnd(g) ?? g;
       if (offset <= this.emittedThrough) return false;
-      out.push(done);
+      out.push(joined ?? g);
       return true;
     }
     if (++this.heldCount > this.maxHeld) this.closeOldestSlot(out);
@@ -217,6 +224,7 @@ export class Matcher {
       const later = [...this.slots.keys()].filter((x) => x > s && x <= s + this.graceMs).sort((a, b) => a - b);
       for (const g of this.slots.get(s)!.groups.values()) {
         if (later.length && !g.client !== !g.server) this.adoptOtherEnd(g, later);
+        else if (later.length) this.adoptClose(g, later);
         out.push(g);
         this.heldCount -= (g.client ? 1 : 0) + (g.server ? 1 : 0);
       }
@@ -241,6 +249,30 @@ export class Matcher {
       g.client ??= other.client;
       g.server ??= other.server;
       slot.groups.delete(other.key);
+      return;
+    }
+  }
+
+  /**
+   * A group held with one end closed (see `add`) takes the other end's close from a later
+   * held slot within the grace period, where that end is alone: its agent read it open, and
+   * its close, after the slot ended, went to the next sweep, while its peer had closed
+   * within the slot. Stored as one row rather than a row of both ends and a one-sided row
+   * of a close. A later end that opened is another socket on the same 4-tuple: left apart.
+   */
+  private adoptClose(g: HeldGroup, later: readonly number[]): void {
+    const role = g.client!.closed ? 'server' : 'client';
+    const open = g[role]!;
+    for (const s of later) {
+      const slot = this.slots.get(s);
+      if (!slot) continue;
+      const other = find(slot, open);
+      if (!other) continue;
+      const rest = other[role];
+      if (!rest || (other.client && other.server) || rest.opened) return;
+      g[role] = HeldSide.merge(open, rest);
+      slot.groups.delete(other.key);
+      this.heldCount--;
       return;
     }
   }

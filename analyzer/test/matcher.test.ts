@@ -277,4 +277,51 @@ describe('Matcher', () => {
       assert.deepEqual([out.length, restored.held], [0, 0]);
     });
   });
+
+  describe("an end read open in the slot its peer closed in, whose close comes in the next", () => {
+    /** The server closed within slot 0; the client, read open there, closes in slot 1. */
+    function records() {
+      const c = connection(1, A, B, T0);
+      const zero = { bytes_sent: 0, bytes_received: 0, retrans_segs: 0, rto_count: 0, resets_sent: 0, resets_received: 0 };
+      return [
+        { ...c.server, opened: true, closed: true },
+        { ...c.client, opened: true, closed: false },
+        { ...c.client, ...zero, slot_start_ms: T0 + SLOT_MS, segs_sent: 1, segs_received: 1, opened: false, closed: true },
+      ];
+    }
+
+    it('holds the group until its slot closes and takes the close in: one row, every segment counted', () => {
+      const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+      const sent = records();
+      const out: FlowGroup[] = [];
+      sent.forEach((r, i) => m.add(HeldSide.of(r), i, out));
+      assert.deepEqual([out.length, m.held], [0, 3], 'held: the client end may still close');
+      m.advanceTo(m.closeAllWatermark(), out);
+      assert.deepEqual(out.map((g) => [g.slotStartMs - T0, g.client !== null, g.server !== null]), [[0, true, true]]);
+      const c = out[0]!.client!;
+      assert.deepEqual([c.opened, c.closed, c.segs_sent, c.segs_received, c.bytes_sent], [true, true, sent[1]!.segs_sent + 1, sent[1]!.segs_received + 1, sent[1]!.bytes_sent]);
+      assert.equal(m.held, 0);
+    });
+
+    it('leaves apart a later record that opened (another socket on the same 4-tuple)', () => {
+      const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+      const out: FlowGroup[] = [];
+      records().forEach((r, i) => m.add(HeldSide.of(i === 2 ? { ...r, opened: true } : r), i, out));
+      m.advanceTo(m.closeAllWatermark(), out);
+      assert.deepEqual(out.map((g) => [g.slotStartMs - T0, g.client !== null, g.server !== null]), [[0, true, true], [SLOT_MS, true, false]]);
+      assert.equal(m.held, 0);
+    });
+
+    it('after a restore, holds the group again and emits it once, at its slot\'s close', () => {
+      const sent = records();
+      const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+      const before: FlowGroup[] = [];
+      sent.forEach((r, i) => m.add(HeldSide.of(r), i, before));
+      const restored = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: m.watermarkMs, emittedThrough: 2 });
+      const after: FlowGroup[] = [];
+      assert.deepEqual(sent.map((r, i) => restored.add(HeldSide.of(r), i, after)), [true, true, true]);
+      restored.advanceTo(restored.closeAllWatermark(), after);
+      assert.deepEqual([before.length, after.length, restored.held], [0, 1, 0]);
+    });
+  });
 });

@@ -1,10 +1,13 @@
-// A connection whose two ends its agents read on either side of its close: one agent reads
-// its end open, with all its bytes, in the slot the traffic was in; the other reads the same
-// slot only after the close, so its whole end goes to the next slot (agent.ts leaves a close
-// after the slot's end to the next sweep). Agents -> Kafka -> analyzer -> ClickHouse must
-// store the connection with every byte once. The order is forced, not waited for: the late
-// agent is stopped (SIGSTOP) across the slot boundary and continued after the close. Ground
-// truth: the applications' own byte counts.
+// Connections whose two ends their agents read on either side of a close, through agents ->
+// Kafka -> analyzer -> ClickHouse: each must be stored once, in one row with both ends and
+// every byte the applications counted (the ground truth).
+//  - One agent reads its end open, with all its bytes, in the slot the traffic was in; the
+//    other reads that slot only after the close, so its whole end goes to the next slot
+//    (agent.ts leaves a close after the slot's end to the next sweep). The order is forced,
+//    not waited for: the late agent is stopped (SIGSTOP) across the boundary and continued
+//    after the close.
+//  - The server closes within the slot, the client, read open in it, only after the boundary:
+//    its close comes alone in the next slot.
 import assert from 'node:assert/strict';
 import { type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -15,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { startComponent, stopComponents, type Running } from '@meshlens/cli/stack';
-import { consumeRecords } from '@meshlens/e2e/kafka';
+import { consumeRecords, type Consumed } from '@meshlens/e2e/kafka';
 import { createLab, Lines, pollUntil, type Lab } from '@meshlens/e2e/netlab';
 import { freePort } from '@meshlens/e2e/tcp-proxy';
 import { clickhouseClient } from '@meshlens/schemas/clickhouse';
@@ -41,7 +44,7 @@ async function metric(url: string, name: string, label = ''): Promise<number> {
   return sum;
 }
 
-describe("a connection closed between its two agents' reads of a slot", () => {
+describe('connections closed around a slot boundary, read by their two agents on either side of the close', () => {
   const run = randomUUID().slice(0, 8);
   const dir = mkdtempSync(join(tmpdir(), 'meshlens-slot-edge-'));
   const conn = connectionsFor(localInfraConfig());
@@ -51,6 +54,7 @@ describe("a connection closed between its two agents' reads of a slot", () => {
   const apps: ChildProcess[] = [];
   let analyzerMetrics = '';
   let lab: Lab;
+  let serverApp: ChildProcess;
   let server: Lines;
 
   before(async () => {
@@ -70,9 +74,9 @@ describe("a connection closed between its two agents' reads of a slot", () => {
       const r = await start(`agent-${role}`, args, port);
       agents.set(role, { pid: r.child.pid!, metrics: `http://127.0.0.1:${port}/metrics`, node });
     }
-    const app = lab.host('server').spawn(process.execPath, [FIXTURE, 'server', String(PORT), String(REQUEST), String(ANSWER)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    apps.push(app);
-    server = new Lines(app, app.stdout!);
+    serverApp = lab.host('server').spawn(process.execPath, [FIXTURE, 'server', String(PORT), String(REQUEST), String(ANSWER)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    apps.push(serverApp);
+    server = new Lines(serverApp, serverApp.stdout!);
     await server.next((l) => l === 'listening');
   });
 
@@ -92,29 +96,83 @@ describe("a connection closed between its two agents' reads of a slot", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Whether a TCP socket with `port` at either end is in `host`'s namespace and not yet closed (TIME_WAIT is closed). */
+  /**
+   * Whether a TCP socket with `port` at either end is open in `host`'s namespace. Closed: gone,
+   * or a time-wait socket (the kernel's stand-in after a socket closed, shown with a
+   * `timewait` timer, whatever its TCP state).
+   */
   async function open(host: Role, port: number): Promise<boolean> {
-    const states = ['syn-sent', 'syn-recv', 'established', 'fin-wait-1', 'fin-wait-2', 'close-wait', 'last-ack', 'closing'].flatMap((s) => ['state', s]);
-    const { stdout } = await lab.host(host).exec('ss', ['-Htn', ...states]);
-    return new RegExp(`:${port}\\s`).test(stdout);
+    const { stdout } = await lab.host(host).exec('ss', ['-Htano']);
+    const at = new RegExp(`:${port}\\s`);
+    return stdout.split('\n').some((l) => at.test(l) && !/^(LISTEN|TIME-WAIT)\s/.test(l) && !l.includes('timer:(timewait'));
   }
+
+  const sweeps = (role: Role) => metric(agents.get(role)!.metrics, 'meshlens_agent_sweeps_total');
+
+  /**
+   * A connection opened, and its request answered, in a slot whose predecessor both agents
+   * have swept (so neither read it before this slot ends).
+   */
+  async function connect(): Promise<{ slot: number; localPort: number; client: ChildProcess; lines: Lines }> {
+    const before = await Promise.all(ROLES.map(sweeps));
+    const slot = slotOf(Date.now()) + SLOT_MS;
+    await sleepUntil(slot);
+    await pollUntil(async () => (await Promise.all(ROLES.map(sweeps))).every((n, i) => n > before[i]!), SLOT_MS, 'both agents swept the previous slot');
+    const client = lab.host('client').spawn(process.execPath, [FIXTURE, 'client', lab.host('server').ip4, String(PORT), String(REQUEST), String(ANSWER)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    apps.push(client);
+    const lines = new Lines(client, client.stdout!);
+    const { localPort } = JSON.parse(await lines.next((l) => l.includes('"exchanged"'))) as { localPort: number };
+    assert.equal(slotOf(Date.now()), slot, 'the request and its answer fit in one slot');
+    return { slot, localPort, client, lines };
+  }
+
+  /** Both applications' counts of the connection once both ends have closed: the client's view. */
+  async function counted(lines: Lines, localPort: number): Promise<{ sent: number; received: number }> {
+    const atClient = JSON.parse(await lines.next((l) => l.includes('"closed"'))) as { sent: number; received: number };
+    const atServer = JSON.parse(await server.next((l) => l.includes(`"remotePort":${localPort},`))) as { sent: number; received: number };
+    assert.deepEqual([atServer.received, atServer.sent], [atClient.sent, atClient.received], 'both applications counted the same bytes');
+    assert.deepEqual([atClient.sent, atClient.received], [REQUEST, ANSWER]);
+    return atClient;
+  }
+
+  /** Each end's records as the agents sent them, [slot from `slot`, bytes sent, closed]: the pattern a case is about, or it proves nothing. */
+  async function recordsOf(slot: number, localPort: number): Promise<Record<Role, [number, number, boolean][]>> {
+    const ours = (r: TcpRecord, role: Role) =>
+      r.owner.node === agents.get(role)!.node && r.role === role && (role === 'client' ? r.local.port : r.remote.port) === localPort;
+    const closedEnds = (xs: Consumed<TcpRecord>[]) => ROLES.every((role) => xs.some((x) => ours(x.record, role) && x.record.closed));
+    const records = await consumeRecords<TcpRecord>({ brokers: conn.kafkaBrokers, topic: Topics.tcp, keep: (r) => ROLES.some((role) => ours(r, role)), done: closedEnds });
+    const of = (role: Role) => records.filter((x) => ours(x.record, role)).map((x): [number, number, boolean] => [x.record.slot_start_ms - slot, x.record.bytes_sent, x.record.closed]);
+    return { client: of('client'), server: of('server') };
+  }
+
+  /** The connection's rows, [slot from `slot`, observed, bytes c2s, bytes s2c], once the analyzer holds nothing more and ClickHouse has every row it made. */
+  async function stored(slot: number, localPort: number): Promise<[number, string, number, number][]> {
+    await pollUntil(
+      async () =>
+        (await metric(analyzerMetrics, 'meshlens_analyzer_held_records')) === 0 &&
+        (await metric(analyzerMetrics, 'meshlens_analyzer_flows_total')) === (await metric(analyzerMetrics, 'meshlens_analyzer_rows_inserted_total', 'table="tcp_flows"')),
+      // A lone row comes out at the idle flush (two slots).
+      30_000,
+      'the analyzer has stored every row it made',
+    );
+    const rows = await (
+      await ch.query({
+        query: `SELECT toUnixTimestamp64Milli(slot_start) - {slot:Int64} AS at, observed, bytes_c2s, bytes_s2c FROM tcp_flows
+                WHERE client_ip = {ip:String} AND client_port = {port:UInt16} AND server_port = {server:UInt16} AND slot_start >= fromUnixTimestamp64Milli({slot:Int64})
+                ORDER BY slot_start`,
+        query_params: { slot, ip: lab.host('client').ip4, port: localPort, server: PORT },
+        format: 'JSONEachRow',
+      })
+    ).json<{ at: string; observed: string; bytes_c2s: string; bytes_s2c: string }>();
+    return rows.map((r) => [Number(r.at), r.observed, Number(r.bytes_c2s), Number(r.bytes_s2c)]);
+  }
+
+  const BYTES: Record<Role, number> = { client: REQUEST, server: ANSWER };
 
   for (const late of ROLES) {
     const early: Role = late === 'client' ? 'server' : 'client';
     it(`the ${late}'s agent reads the slot after the close, the ${early}'s before: one row, every byte once`, async () => {
-      const sweeps = (role: Role) => metric(agents.get(role)!.metrics, 'meshlens_agent_sweeps_total');
-      // The connection opens in a slot whose predecessor both agents have swept, so that
-      // neither read it before that slot ends.
-      const before = await Promise.all(ROLES.map(sweeps));
-      const slot = slotOf(Date.now()) + SLOT_MS;
-      await sleepUntil(slot);
-      await pollUntil(async () => (await Promise.all(ROLES.map(sweeps))).every((n, i) => n > before[i]!), SLOT_MS, 'both agents swept the previous slot');
-      const client = lab.host('client').spawn(process.execPath, [FIXTURE, 'client', lab.host('server').ip4, String(PORT), String(REQUEST), String(ANSWER)], { stdio: ['pipe', 'pipe', 'inherit'] });
-      apps.push(client);
-      const clientLines = new Lines(client, client.stdout!);
-      const { localPort } = JSON.parse(await clientLines.next((l) => l.includes('"exchanged"'))) as { localPort: number };
-      assert.equal(slotOf(Date.now()), slot, 'the request and its answer fit in one slot');
-
+      const { slot, localPort, client, lines } = await connect();
       const end = slot + SLOT_MS;
       await sleepUntil(end - 300);
       const earlySweeps = await sweeps(early);
@@ -124,52 +182,36 @@ describe("a connection closed between its two agents' reads of a slot", () => {
       try {
         await pollUntil(async () => (await sweeps(early)) > earlySweeps, SLOT_MS, `the ${early}'s agent's sweep of the slot`);
         client.stdin!.write('close\n');
-        truth = JSON.parse(await clientLines.next((l) => l.includes('"closed"'))) as { sent: number; received: number };
-        const atServer = JSON.parse(await server.next((l) => l.includes(`"remotePort":${localPort},`))) as { sent: number; received: number };
-        assert.deepEqual([atServer.received, atServer.sent], [truth.sent, truth.received], 'both applications counted the same bytes');
+        truth = await counted(lines, localPort);
         await pollUntil(async () => !(await open('client', localPort)) && !(await open('server', localPort)), SLOT_MS, 'both sockets closed');
         assert.equal(slotOf(Date.now()), end, "closed before the late agent's sweep of the slot could run");
       } finally {
         process.kill(pid, 'SIGCONT');
       }
-      assert.deepEqual([truth.sent, truth.received], [REQUEST, ANSWER]);
 
-      // What the agents sent: the pattern this case is about, or it proves nothing.
-      const ours = (r: TcpRecord, role: Role) =>
-        r.owner.node === agents.get(role)!.node && r.role === role && (role === 'client' ? r.local.port : r.remote.port) === localPort;
-      const records = await consumeRecords<TcpRecord>({
-        brokers: conn.kafkaBrokers,
-        topic: Topics.tcp,
-        keep: (r) => ROLES.some((role) => ours(r, role)),
-        done: (xs) => ROLES.every((role) => xs.filter((x) => ours(x.record, role)).reduce((n, x) => n + x.record.bytes_sent, 0) === (role === 'client' ? REQUEST : ANSWER)),
-      });
-      const slots = (role: Role) => records.filter((x) => ours(x.record, role)).map((x) => [x.record.slot_start_ms - slot, x.record.bytes_sent, x.record.closed]);
-      assert.deepEqual(slots(late), [[SLOT_MS, late === 'client' ? REQUEST : ANSWER, true]], `the ${late}'s end, whole, in the next slot`);
-      assert.deepEqual(slots(early)[0], [0, early === 'client' ? REQUEST : ANSWER, false], `the ${early}'s end read open, with its bytes, in the slot`);
-
-      // Stored: once the analyzer holds nothing more and ClickHouse has every row it made.
-      await pollUntil(
-        async () =>
-          (await metric(analyzerMetrics, 'meshlens_analyzer_held_records')) === 0 &&
-          (await metric(analyzerMetrics, 'meshlens_analyzer_flows_total')) === (await metric(analyzerMetrics, 'meshlens_analyzer_rows_inserted_total', 'table="tcp_flows"')),
-        // The lone row of a connection stored wrongly comes out at the idle flush (two slots).
-        30_000,
-        'the analyzer has stored every row it made',
-      );
-      const rows = await (
-        await ch.query({
-          query: `SELECT toUnixTimestamp64Milli(slot_start) - {slot:Int64} AS at, observed, bytes_c2s, bytes_s2c FROM tcp_flows
-                  WHERE client_ip = {ip:String} AND client_port = {port:UInt16} AND server_port = {server:UInt16} AND slot_start >= fromUnixTimestamp64Milli({slot:Int64})
-                  ORDER BY slot_start`,
-          query_params: { slot, ip: lab.host('client').ip4, port: localPort, server: PORT },
-          format: 'JSONEachRow',
-        })
-      ).json<{ at: string; observed: string; bytes_c2s: string; bytes_s2c: string }>();
-      assert.deepEqual(
-        rows.map((r) => [Number(r.at), r.observed, Number(r.bytes_c2s), Number(r.bytes_s2c)]),
-        [[0, 'both', truth.sent, truth.received]],
-        'one row, at the slot of the traffic, with both ends and the bytes the applications counted',
-      );
+      const records = await recordsOf(slot, localPort);
+      assert.deepEqual(records[late], [[SLOT_MS, BYTES[late], true]], `the ${late}'s end, whole, in the next slot`);
+      assert.deepEqual(records[early][0], [0, BYTES[early], false], `the ${early}'s end read open, with its bytes, in the slot`);
+      assert.deepEqual(await stored(slot, localPort), [[0, 'both', truth.sent, truth.received]], 'one row, at the slot of the traffic, with both ends and the bytes the applications counted');
     });
   }
+
+  it('the server closes within the slot, the client, read open there, after it: one row, both ends', async () => {
+    const { slot, localPort, client, lines } = await connect();
+    serverApp.stdin!.write(`close ${localPort}\n`);
+    await lines.next((l) => l.includes('"ended"'));
+    await pollUntil(async () => !(await open('server', localPort)), SLOT_MS, 'the server socket closed');
+    assert.ok(await open('client', localPort), 'the client socket waits open');
+    assert.equal(slotOf(Date.now()), slot, 'the server closed within the slot');
+    const swept = await Promise.all(ROLES.map(sweeps));
+    await sleepUntil(slot + SLOT_MS);
+    await pollUntil(async () => (await Promise.all(ROLES.map(sweeps))).every((n, i) => n > swept[i]!), SLOT_MS, 'both agents swept the slot');
+    client.stdin!.write('close\n');
+    const truth = await counted(lines, localPort);
+
+    const records = await recordsOf(slot, localPort);
+    assert.deepEqual(records.server, [[0, ANSWER, true]], 'the server end, closed, in the slot');
+    assert.deepEqual(records.client, [[0, REQUEST, false], [SLOT_MS, 0, true]], 'the client end read open in the slot, its close in the next');
+    assert.deepEqual(await stored(slot, localPort), [[0, 'both', truth.sent, truth.received]], 'one row, at the slot of the traffic, with both ends');
+  });
 });
