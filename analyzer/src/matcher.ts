@@ -261,6 +261,8 @@ export class Matcher {
    * of a close. A later end that opened is another socket on the same 4-tuple: left apart.
    */
   private adoptClose(g: HeldGroup, later: readonly number[]): void {
+    // Both closed since: a record of a 4-tuple reused within the slot was added to the open end.
+    if (g.client!.closed === g.server!.closed) return;
     const role = g.client!.closed ? 'server' : 'client';
     const open = g[role]!;
     for (const s of later) {

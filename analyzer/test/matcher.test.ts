@@ -312,6 +312,16 @@ describe('Matcher', () => {
       assert.equal(m.held, 0);
     });
 
+    it('takes nothing in once both ends closed (a record of a reused 4-tuple closed the open end)', () => {
+      const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
+      const [server, client] = records();
+      const out: FlowGroup[] = [];
+      const later = { ...server!, slot_start_ms: T0 + SLOT_MS, opened: false, closed: false };
+      [server!, client!, { ...client!, closed: true }, later].forEach((r, i) => m.add(HeldSide.of(r), i, out));
+      m.advanceTo(m.closeAllWatermark(), out);
+      assert.deepEqual(out.map((g) => [g.slotStartMs - T0, g.client !== null, g.server !== null]), [[0, true, true], [SLOT_MS, false, true]]);
+    });
+
     it('after a restore, holds the group again and emits it once, at its slot\'s close', () => {
       const sent = records();
       const m = new Matcher({ graceMs: SLOT_MS, maxHeld: 1000 }, { watermarkMs: 0, emittedThrough: -1 });
