@@ -90,10 +90,13 @@ describe('connections closed around a slot boundary, read by their two agents on
       }
     }
     for (const a of apps) if (a.exitCode === null) a.kill('SIGKILL');
-    await stopComponents(running);
-    await ch.close();
-    await lab?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await stopComponents(running);
+      await ch.close();
+    } finally {
+      await lab?.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   /**
