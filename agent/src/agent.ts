@@ -256,93 +256,96 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   let sweeps = 0;
   let lastSweepMs = Date.now();
   let chain = Promise.resolve();
-  const sweep = (slot: number): Promise<void> => {
-    const run = chain.then(async () => {
-      // Reading the map is not a snapshot, and it happens after the slot ended: of the two
-      // ends of a connection opened or closed meanwhile, one may be read before that and the
-      // other after, and their records would land a slot apart. A socket that opened or
-      // closed after the slot ended is therefore left, entry and all, to the next sweep,
-      // which sees both ends done (closed ones are always read; opened ones through
-      // `since.openedUs`).
-      const slotEndMs = slot + cfg.slotMs;
-      const toEpochMs = monoToEpochConverter();
-      const afterSlot = (us: number | null) => us !== null && toEpochMs(us) >= slotEndMs;
-      const slotEndMonoUs = monoNowUs() - (Date.now() - slotEndMs) * 1000;
-      const full = sweeps++ % FULL_READ_EVERY === 0;
-      const scan = probes.scanSocketStats({ ...readScope, since: full ? undefined : since });
-      // Of a full read, every socket counts as seen, those left to the next sweep included.
-      const seen = full ? new Set<number>() : null;
-      for (const t of nat.values()) t.prune();
-      const done: number[] = [];
-      const closed = (cookie: number) => {
-        if (done.push(cookie) === DELETE_CHUNK) probes.deleteSockets(done.splice(0));
-      };
-      const owners = new Map<string, Owner>();
-      // The probes share one owner object per thread: looked up by it first, the key (which
-      // merges a process's threads) made only once per thread.
-      const ownersOfThreads = new Map<SocketStats['owner'], Owner>();
-      // Decoded, recorded and shipped one socket at a time: nothing of a socket but its
-      // record (and its reading, while open) outlives its turn.
-      const swept = sweeper.sweep(slotSockets(scan, afterSlot, closed, seen), {
-        slotStartMs: slot,
-        slotMs: cfg.slotMs,
-        // Most sockets of a sweep share a handful of owners: one object each, not one per record.
-        ownerOf: ({ owner: o }: SocketStats) => {
-          let owner = ownersOfThreads.get(o);
-          if (owner) return owner;
-          const k = `${o.netns}/${o.cgroupId}/${o.pid}/${o.comm}`;
-          owner = owners.get(k);
-          if (!owner) owners.set(k, (owner = ownerOf(o)));
-          ownersOfThreads.set(o, owner);
-          return owner;
-        },
-        translate: (s: SocketStats) => natFor(s.owner.netns)?.translate(s.local, s.remote) ?? null,
-        toEpochMs: monoUsToEpochMs,
-      });
-      const synTimeouts: TcpEvent[] = [];
-      let tcp = 0;
-      const ship = async ({ record, synTimeout }: SweptSocket) => {
-        tcp++;
-        if (synTimeout) synTimeouts.push({ ...synTimeout, remote: record.remote, remote_orig: record.remote_orig });
-        const shipping = output.tcp(record);
-        if (shipping) await shipping;
-      };
-      // A connection to a service address opened just before the slot ended may have been read
-      // before its conntrack event (the event loop runs this sweep's timer before it reads
-      // the pipe): its translation is asked of the kernel, and the record shipped after.
-      const resolving: Promise<SweptSocket>[] = [];
-      try {
-        for (const socket of swept) {
-          const table = natFor(socket.record.owner.netns);
-          if (table?.missed(socket.record)) resolving.push(resolveNat(table, socket.record).then((record) => ({ ...socket, record })));
-          else await ship(socket);
-        }
-        for (const socket of await Promise.all(resolving)) await ship(socket);
-        since = { updatedUs: scan.readUs, openedUs: slotEndMonoUs - OPENED_MARGIN_US };
-        if (seen) sweeper.retainOnly(seen);
-      } finally {
-        // Closed sockets read so far are done; the rest stay for the next sweep.
-        probes.deleteSockets(done);
-        count('tcp', tcp);
-      }
-      for (const x of dns.expire(monoNowUs())) pending.dns.push(dnsRecord(x, eventCtx));
-      const events = { tcp_event: [...pending.tcp_event.splice(0), ...synTimeouts], dns: pending.dns.splice(0) };
-      count('tcp_event', events.tcp_event.length);
-      count('dns', events.dns.length);
-      await output.end(events);
-      comms.clear();
-      metrics.sweeps.inc();
-      metrics.sockets.set(scan.inScope);
-      metrics.readings.set(sweeper.tracked);
-      for (const [k, v] of Object.entries(probes.readCounters())) metrics.kernel.set({ counter: k }, v);
-      metrics.dnsPending.set(dns.outstanding);
-      metrics.natEntries.set([...nat.values()].reduce((n, t) => n + t.size, 0));
-      if (spool) {
-        metrics.spoolBytes.set(spool.stats.bytes);
-        metrics.dropped.set(spool.stats.droppedRecords);
-      }
-      lastSweepMs = Date.now();
+  // Created once, not per sweep: TurboFan compiled a new closure of this body again at
+  // every sweep (20-35 ms of a V8 worker thread each time, bench/RESULTS.md, issue 4).
+  const sweepSlot = async (slot: number): Promise<void> => {
+    // Reading the map is not a snapshot, and it happens after the slot ended: of the two
+    // ends of a connection opened or closed meanwhile, one may be read before that and the
+    // other after, and their records would land a slot apart. A socket that opened or
+    // closed after the slot ended is therefore left, entry and all, to the next sweep,
+    // which sees both ends done (closed ones are always read; opened ones through
+    // `since.openedUs`).
+    const slotEndMs = slot + cfg.slotMs;
+    const toEpochMs = monoToEpochConverter();
+    const afterSlot = (us: number | null) => us !== null && toEpochMs(us) >= slotEndMs;
+    const slotEndMonoUs = monoNowUs() - (Date.now() - slotEndMs) * 1000;
+    const full = sweeps++ % FULL_READ_EVERY === 0;
+    const scan = probes.scanSocketStats({ ...readScope, since: full ? undefined : since });
+    // Of a full read, every socket counts as seen, those left to the next sweep included.
+    const seen = full ? new Set<number>() : null;
+    for (const t of nat.values()) t.prune();
+    const done: number[] = [];
+    const closed = (cookie: number) => {
+      if (done.push(cookie) === DELETE_CHUNK) probes.deleteSockets(done.splice(0));
+    };
+    const owners = new Map<string, Owner>();
+    // The probes share one owner object per thread: looked up by it first, the key (which
+    // merges a process's threads) made only once per thread.
+    const ownersOfThreads = new Map<SocketStats['owner'], Owner>();
+    // Decoded, recorded and shipped one socket at a time: nothing of a socket but its
+    // record (and its reading, while open) outlives its turn.
+    const swept = sweeper.sweep(slotSockets(scan, afterSlot, closed, seen), {
+      slotStartMs: slot,
+      slotMs: cfg.slotMs,
+      // Most sockets of a sweep share a handful of owners: one object each, not one per record.
+      ownerOf: ({ owner: o }: SocketStats) => {
+        let owner = ownersOfThreads.get(o);
+        if (owner) return owner;
+        const k = `${o.netns}/${o.cgroupId}/${o.pid}/${o.comm}`;
+        owner = owners.get(k);
+        if (!owner) owners.set(k, (owner = ownerOf(o)));
+        ownersOfThreads.set(o, owner);
+        return owner;
+      },
+      translate: (s: SocketStats) => natFor(s.owner.netns)?.translate(s.local, s.remote) ?? null,
+      toEpochMs: monoUsToEpochMs,
     });
+    const synTimeouts: TcpEvent[] = [];
+    let tcp = 0;
+    const ship = async ({ record, synTimeout }: SweptSocket) => {
+      tcp++;
+      if (synTimeout) synTimeouts.push({ ...synTimeout, remote: record.remote, remote_orig: record.remote_orig });
+      const shipping = output.tcp(record);
+      if (shipping) await shipping;
+    };
+    // A connection to a service address opened just before the slot ended may have been read
+    // before its conntrack event (the event loop runs this sweep's timer before it reads
+    // the pipe): its translation is asked of the kernel, and the record shipped after.
+    const resolving: Promise<SweptSocket>[] = [];
+    try {
+      for (const socket of swept) {
+        const table = natFor(socket.record.owner.netns);
+        if (table?.missed(socket.record)) resolving.push(resolveNat(table, socket.record).then((record) => ({ ...socket, record })));
+        else await ship(socket);
+      }
+      for (const socket of await Promise.all(resolving)) await ship(socket);
+      since = { updatedUs: scan.readUs, openedUs: slotEndMonoUs - OPENED_MARGIN_US };
+      if (seen) sweeper.retainOnly(seen);
+    } finally {
+      // Closed sockets read so far are done; the rest stay for the next sweep.
+      probes.deleteSockets(done);
+      count('tcp', tcp);
+    }
+    for (const x of dns.expire(monoNowUs())) pending.dns.push(dnsRecord(x, eventCtx));
+    const events = { tcp_event: [...pending.tcp_event.splice(0), ...synTimeouts], dns: pending.dns.splice(0) };
+    count('tcp_event', events.tcp_event.length);
+    count('dns', events.dns.length);
+    await output.end(events);
+    comms.clear();
+    metrics.sweeps.inc();
+    metrics.sockets.set(scan.inScope);
+    metrics.readings.set(sweeper.tracked);
+    for (const [k, v] of Object.entries(probes.readCounters())) metrics.kernel.set({ counter: k }, v);
+    metrics.dnsPending.set(dns.outstanding);
+    metrics.natEntries.set([...nat.values()].reduce((n, t) => n + t.size, 0));
+    if (spool) {
+      metrics.spoolBytes.set(spool.stats.bytes);
+      metrics.dropped.set(spool.stats.droppedRecords);
+    }
+    lastSweepMs = Date.now();
+  };
+  const sweep = (slot: number): Promise<void> => {
+    const run = chain.then(() => sweepSlot(slot));
     // The next sweep waits for this one, not for its success: a sweep that failed (logged by
     // its caller) must not stop every later one.
     chain = run.catch(() => {});
