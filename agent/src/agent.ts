@@ -257,7 +257,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   let lastSweepMs = Date.now();
   let chain = Promise.resolve();
   // Created once, not per sweep: TurboFan compiled a new closure of this body again at
-  // every sweep (20-35 ms of a V8 worker thread each time, bench/RESULTS.md, issue 4).
+  // every sweep (5-34 ms of a V8 worker thread each time, bench/RESULTS.md, issue 4).
   const sweepSlot = async (slot: number): Promise<void> => {
     // Reading the map is not a snapshot, and it happens after the slot ended: of the two
     // ends of a connection opened or closed meanwhile, one may be read before that and the
