@@ -264,7 +264,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     // other after, and their records would land a slot apart. A socket that opened or
     // closed after the slot ended is therefore left, entry and all, to the next sweep,
     // which sees both ends done (closed ones are always read; opened ones through
-    // `since.openedUs`).
+    // `since.openedUs`). Where the peer's agent read its end before the close, the analyzer
+    // joins the two slots' records (analyzer/src/matcher.ts).
     const slotEndMs = slot + cfg.slotMs;
     const toEpochMs = monoToEpochConverter();
     const afterSlot = (us: number | null) => us !== null && toEpochMs(us) >= slotEndMs;

@@ -185,7 +185,7 @@ export class Matcher {
       const joined = this.joinEarlierEnd(g);
       if (joined === null && g.client.closed !== g.server.closed) {
         // One end closed and the other was read open: its close may come alone in a later
-        // slot, and is taken in when this slot closes (`adoptClose`).
+        // slot, and is taken in when this slot closes (`adoptFromLater`).
         if (++this.heldCount > this.maxHeld) this.closeOldestSlot(out);
         return true;
       }
@@ -223,56 +223,43 @@ export class Matcher {
       // The held slots a lone end of this one may take its partner from, found once per slot.
       const later = [...this.slots.keys()].filter((x) => x > s && x <= s + this.graceMs).sort((a, b) => a - b);
       for (const g of this.slots.get(s)!.groups.values()) {
-        if (later.length && !g.client !== !g.server) this.adoptOtherEnd(g, later);
-        else if (later.length) this.adoptClose(g, later);
-        out.push(g);
         this.heldCount -= (g.client ? 1 : 0) + (g.server ? 1 : 0);
+        if (later.length) this.adoptFromLater(g, later);
+        out.push(g);
       }
       this.slots.delete(s);
     }
   }
 
   /**
-   * A one-sided group about to close takes the other end from a later held slot, within the
-   * grace period, where that end is alone too. Each agent sweeps on its own clock: under CPU
-   * pressure a sweep runs late, and a short connection's two ends can land a slot or more
-   * apart although the connection lived in one. Stored at the earlier slot, as one flow.
+   * What of a closing group's connection a later held slot, within the grace period, holds
+   * alone and belongs in the group's row, taken from there:
+   *  - a one-sided group takes the other end. Each agent sweeps on its own clock: under CPU
+   *    pressure a sweep runs late, and a short connection's two ends can land a slot or more
+   *    apart although the connection lived in one.
+   *  - a group held with one end closed (see `add`) takes the other end's close: its agent
+   *    read it open, and its close, after the slot ended, went to the next sweep, while its
+   *    peer had closed within the slot. A later end that opened there is another socket on the
+   *    same 4-tuple: left apart.
+   * Stored at the earlier slot, as one flow.
    */
-  private adoptOtherEnd(g: HeldGroup, later: readonly number[]): void {
-    const side = (g.client ?? g.server)!;
-    for (const s of later) {
-      const slot = this.slots.get(s);
-      if (!slot) continue;
-      const other = find(slot, side);
-      if (!other || !other.client === !other.server) continue;
-      if ((g.client && other.client) || (g.server && other.server)) return;
-      g.client ??= other.client;
-      g.server ??= other.server;
-      slot.groups.delete(other.key);
-      return;
-    }
-  }
-
-  /**
-   * A group held with one end closed (see `add`) takes the other end's close from a later
-   * held slot within the grace period, where that end is alone: its agent read it open, and
-   * its close, after the slot ended, went to the next sweep, while its peer had closed
-   * within the slot. Stored as one row rather than a row of both ends and a one-sided row
-   * of a close. A later end that opened is another socket on the same 4-tuple: left apart.
-   */
-  private adoptClose(g: HeldGroup, later: readonly number[]): void {
+  private adoptFromLater(g: HeldGroup, later: readonly number[]): void {
+    const oneSided = !g.client !== !g.server;
     // Both closed since: a record of a 4-tuple reused within the slot was added to the open end.
-    if (g.client!.closed === g.server!.closed) return;
-    const role = g.client!.closed ? 'server' : 'client';
-    const open = g[role]!;
+    if (!oneSided && g.client!.closed === g.server!.closed) return;
+    const role = oneSided ? (g.client ? 'server' : 'client') : g.client!.closed ? 'server' : 'client';
     for (const s of later) {
       const slot = this.slots.get(s);
       if (!slot) continue;
-      const other = find(slot, open);
+      const other = find(slot, (g.client ?? g.server)!);
       if (!other) continue;
-      const rest = other[role];
-      if (!rest || (other.client && other.server) || rest.opened) return;
-      g[role] = HeldSide.merge(open, rest);
+      if (other.client && other.server) {
+        if (oneSided) continue;
+        return;
+      }
+      const taken = other[role];
+      if (!taken || (!oneSided && taken.opened)) return;
+      g[role] = oneSided ? taken : HeldSide.merge(g[role]!, taken);
       slot.groups.delete(other.key);
       this.heldCount--;
       return;
