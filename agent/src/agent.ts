@@ -16,7 +16,7 @@ import { JsonLines } from './json-lines.js';
 import { agentMetrics, type AgentMetrics } from './metrics.js';
 import { NatTable, type NatRecord } from './nat.js';
 import { TcpFrames, framesByPartition } from './partition.js';
-import { Shipper } from './shipper.js';
+import { REQUEST_TIMEOUT_MS, Shipper } from './shipper.js';
 import { slotStart, everySlot } from './slots.js';
 import { Spool } from './spool.js';
 import { TcpSweeper, type SweptSocket } from './tcp-records.js';
@@ -106,6 +106,7 @@ function kafkaClient(cfg: NonNullable<AgentConfig['kafka']>, log: Logger): Kafka
     logLevel: logLevel.NOTHING,
     ssl: typeof cfg.ssl === 'boolean' ? cfg.ssl : { ...cfg.ssl },
     connectionTimeout: 3000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
   };
   if (cfg.sasl) k.sasl = { ...cfg.sasl } as SASLOptions;
   log.debug({ brokers: cfg.brokers }, 'kafka client');
@@ -339,9 +340,10 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     for (const [k, v] of Object.entries(probes.readCounters())) metrics.kernel.set({ counter: k }, v);
     metrics.dnsPending.set(dns.outstanding);
     metrics.natEntries.set([...nat.values()].reduce((n, t) => n + t.size, 0));
-    if (spool) {
+    if (spool && shipper) {
       metrics.spoolBytes.set(spool.stats.bytes);
       metrics.dropped.set(spool.stats.droppedRecords);
+      metrics.kafkaErrors.set(shipper.stats.sendErrors);
     }
     lastSweepMs = Date.now();
   };

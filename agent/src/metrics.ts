@@ -44,6 +44,7 @@ export function agentMetrics() {
     }),
     kernel: new Gauge({ name: 'meshlens_agent_kernel_counter', help: 'Kernel-side counters (drops, map overflow, runs a program missed: <program>_missed_runs), cumulative', labelNames: ['counter'], registers: [registry] }),
     spoolBytes: new Gauge({ name: 'meshlens_agent_spool_bytes', help: 'Bytes waiting in the on-disk spool', registers: [registry] }),
+    kafkaErrors: new Gauge({ name: 'meshlens_agent_kafka_errors', help: 'Failed connects and deliveries to Kafka (each sent the records to the spool or kept them there), cumulative', registers: [registry] }),
     dropped: new Gauge({ name: 'meshlens_agent_dropped_records', help: 'Records dropped because the spool was full, cumulative', registers: [registry] }),
     dnsPending: new Gauge({ name: 'meshlens_agent_dns_outstanding', help: 'DNS queries waiting for an answer', registers: [registry] }),
     natEntries: new Gauge({ name: 'meshlens_agent_nat_entries', help: 'Known NAT translations', registers: [registry] }),

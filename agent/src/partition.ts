@@ -8,6 +8,13 @@ import type { SpooledMessage } from './spool.js';
 
 type AgentRecordType = Exclude<RecordTypeName, 'metadata'>;
 
+/**
+ * Records per frame at most: a message stays far below the broker's per-batch limit
+ * (1 MiB by default) however many records a busy node makes in a slot; one over the limit
+ * would be refused for good.
+ */
+const FRAME_RECORDS = 4096;
+
 const keyOf: { [T in AgentRecordType]: (r: RecordOf[T]) => string } = {
   tcp: (r) => connectionKey(r.local, r.remote),
   tcp_event: (r) => connectionKey(r.local, r.remote),
@@ -19,6 +26,7 @@ export function framesByPartition<T extends AgentRecordType>(
   records: readonly RecordOf[T][],
   partitions: number,
   topic: string = Topics[type],
+  maxRecords = FRAME_RECORDS,
 ): SpooledMessage[] {
   const groups = new Map<number, RecordOf[T][]>();
   for (const r of records) {
@@ -27,7 +35,13 @@ export function framesByPartition<T extends AgentRecordType>(
     if (g) g.push(r);
     else groups.set(p, [r]);
   }
-  return [...groups].map(([partition, rs]) => ({ topic, partition, value: encodeFrame(type, rs) }));
+  return [...groups].flatMap(([partition, rs]) =>
+    Array.from({ length: Math.ceil(rs.length / maxRecords) }, (_, i) => ({
+      topic,
+      partition,
+      value: encodeFrame(type, rs.slice(i * maxRecords, (i + 1) * maxRecords)),
+    })),
+  );
 }
 
 /**
@@ -41,7 +55,7 @@ export class TcpFrames {
 
   constructor(
     private readonly partitions: number,
-    private readonly maxRecords = 4096,
+    private readonly maxRecords = FRAME_RECORDS,
     private readonly topic: string = Topics.tcp,
   ) {}
 

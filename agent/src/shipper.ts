@@ -2,6 +2,13 @@
  * Sends frames to Kafka, one message per (topic, partition) per flush. While Kafka is away
  * (or the spool still holds older messages) everything goes to the spool, so order is kept;
  * a background loop replays the spool as soon as the broker answers again.
+ *
+ * Everything goes out in chunks under Kafka's limit on one partition's batch (the broker's
+ * `message.max.bytes`, 1 MiB by default; kafkajs puts all of a request's messages for a
+ * partition in one batch), so a spool filled during a long outage can be replayed at all.
+ * What failed is spooled from the failed chunk on, alone in its segment, and replayed in the
+ * same chunks: a chunk whose outcome is unknown is sent again identical, and the broker
+ * recognises the idempotent producer's sequence numbers if it had written it.
  */
 import type { Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
@@ -13,6 +20,34 @@ export interface ShipperOptions {
   log: Logger;
   /** How long to wait between attempts to reach Kafka again. */
   retryMs?: number;
+}
+
+/**
+ * How long the agent's Kafka client waits for any answer: a broker that accepts and never
+ * answers (hung, or a stopped process behind an open port) sends us to the spool within
+ * about three of these (kafkajs' two retries) instead of stalling the sweeps indefinitely.
+ */
+export const REQUEST_TIMEOUT_MS = 10_000;
+
+/** Below the broker's default 1 MiB, with room for the batch's and records' headers. */
+const CHUNK_BYTES = 768 * 1024;
+
+/** Consecutive runs of `msgs` of at most `budget` bytes of values (a larger message alone). */
+function chunks(msgs: SpooledMessage[], budget = CHUNK_BYTES): SpooledMessage[][] {
+  const out: SpooledMessage[][] = [];
+  let current: SpooledMessage[] = [];
+  let bytes = 0;
+  for (const m of msgs) {
+    if (current.length > 0 && bytes + m.value.length > budget) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(m);
+    bytes += m.value.length;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
 }
 
 export interface ShipperStats {
@@ -51,11 +86,12 @@ export class Shipper {
       this.spool(msgs);
       return;
     }
+    let sent = 0;
     try {
-      await this.deliver(msgs);
+      await this.deliverInChunks(msgs, (n) => (sent += n));
     } catch (err) {
       this.failed(err);
-      this.spool(msgs);
+      this.spool(msgs.slice(sent), true);
     }
   }
 
@@ -71,11 +107,16 @@ export class Shipper {
     }
   }
 
-  private async deliver(msgs: SpooledMessage[]): Promise<void> {
-    const byTopic = new Map<string, { partition: number; value: Buffer }[]>();
-    for (const m of msgs) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), { partition: m.partition, value: m.value }]);
-    await this.producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-    this.stats.sentMessages += msgs.length;
+  private async deliverInChunks(msgs: SpooledMessage[], shipped: (n: number) => void): Promise<void> {
+    for (const chunk of chunks(msgs)) {
+      const byTopic = new Map<string, { partition: number; value: Buffer }[]>();
+      for (const m of chunk) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), { partition: m.partition, value: m.value }]);
+      // The broker's wait for replicas ends before our request timeout: a slow ISR comes
+      // back as an error from the broker instead of a timeout on our side.
+      await this.producer.sendBatch({ timeout: REQUEST_TIMEOUT_MS - 2000, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      this.stats.sentMessages += chunk.length;
+      shipped(chunk.length);
+    }
   }
 
   private failed(err: unknown): void {
@@ -83,8 +124,9 @@ export class Shipper {
     this.opts.log.warn({ err: (err as Error).message }, 'kafka unavailable; spooling');
   }
 
-  private spool(msgs: SpooledMessage[]): void {
-    this.opts.spool.append(msgs);
+  /** `alone`: msgs were offered to Kafka, so their replay must offer the same chunks. */
+  private spool(msgs: SpooledMessage[], alone = false): void {
+    this.opts.spool.append(msgs, alone);
     this.stats.spooledMessages += msgs.length;
     this.draining ??= this.drainLoop().finally(() => {
       this.draining = null;
@@ -97,11 +139,14 @@ export class Shipper {
     while (!this.opts.spool.empty && !this.closed) {
       try {
         if (!(await this.ensureConnected())) throw new Error('not connected');
-        await this.opts.spool.replayOldest(async (msgs) => {
-          await this.deliver(msgs);
-          replayed += msgs.length;
-        });
-      } catch {
+        await this.opts.spool.replayOldest((msgs, shipped) =>
+          this.deliverInChunks(msgs, (n) => {
+            shipped(n);
+            replayed += n;
+          }),
+        );
+      } catch (err) {
+        if (this.connected) this.failed(err); // a failed connect counted itself
         this.connected = false;
         await this.producer.disconnect().catch(() => undefined);
         await new Promise<void>((resolve) => {

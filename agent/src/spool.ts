@@ -6,6 +6,11 @@
  * segments left by a previous run are replayed first. A torn write at the end of a
  * segment (a crash mid-append) is detected by length and CRC and cut off, counted.
  *
+ * A segment handed out for replay is never appended to again, and a replay resumes after
+ * what was shipped: a delivery whose outcome is unknown (the broker hung) is retried with
+ * exactly the same messages, which the idempotent producer needs to recognise a batch the
+ * broker did write and not write it twice.
+ *
  * Entry layout: u32 length of the rest | u32 crc32 of the rest | u16 topic length | topic |
  *               i32 partition | frame bytes
  */
@@ -46,10 +51,15 @@ function recordsIn(frame: Buffer): number {
 
 export class Spool {
   private readonly segmentBytes: number;
-  /** Segment numbers, oldest first; the last one is the one being appended to. */
+  /** Segment numbers, oldest first. */
   private segments: number[] = [];
   private readonly sizes = new Map<number, number>();
+  /** Messages not yet shipped, per segment. */
   private readonly counts = new Map<number, number>();
+  /** Messages already shipped from the front of a segment (this run only). */
+  private readonly shippedFront = new Map<number, number>();
+  /** The segment appends may extend: never a previous run's, a replayed or a sealed one. */
+  private appendTo: number | null = null;
   private replaying: number | null = null;
   readonly stats: SpoolStats = { bytes: 0, messages: 0, droppedMessages: 0, droppedRecords: 0, corruptEntries: 0 };
 
@@ -80,7 +90,12 @@ export class Spool {
     this.stats.messages = [...this.counts.values()].reduce((a, b) => a + b, 0);
   }
 
-  append(msgs: SpooledMessage[]): void {
+  /**
+   * `alone`: the messages get a segment of their own, whatever its size, so that a replay
+   * offers them again as they were first sent (a delivery that failed half-way).
+   */
+  append(msgs: SpooledMessage[], alone = false): void {
+    if (alone && msgs.length > 0) this.appendTo = null;
     for (const m of msgs) {
       const topic = Buffer.from(m.topic);
       const rest = Buffer.alloc(2 + topic.length + 4 + m.value.length);
@@ -91,17 +106,19 @@ export class Spool {
       const head = Buffer.alloc(8);
       head.writeUInt32LE(rest.length, 0);
       head.writeUInt32LE(crc32(rest), 4);
-      let current = this.segments.at(-1);
-      if (current === undefined || current === this.replaying || this.sizes.get(current)! + head.length + rest.length > this.segmentBytes) {
-        current = (current ?? 0) + 1;
+      let current = this.appendTo;
+      if (current === null || (!alone && this.sizes.get(current)! + head.length + rest.length > this.segmentBytes)) {
+        current = (this.segments.at(-1) ?? 0) + 1;
         this.segments.push(current);
         this.sizes.set(current, 0);
         this.counts.set(current, 0);
+        this.appendTo = current;
       }
       appendFileSync(this.path(current), Buffer.concat([head, rest]));
       this.sizes.set(current, this.sizes.get(current)! + head.length + rest.length);
       this.counts.set(current, this.counts.get(current)! + 1);
     }
+    if (alone) this.appendTo = null;
     this.recount();
     this.enforceLimit();
   }
@@ -110,15 +127,21 @@ export class Spool {
   private enforceLimit(): void {
     while (this.stats.bytes > this.opts.maxBytes && this.segments.length > 1 && this.segments[0] !== this.replaying) {
       const oldest = this.segments.shift()!;
-      for (const m of this.read(oldest, false)) {
+      for (const m of this.read(oldest, false).slice(this.shippedFront.get(oldest) ?? 0)) {
         this.stats.droppedMessages += 1;
         this.stats.droppedRecords += recordsIn(m.value);
       }
       rmSync(this.path(oldest), { force: true });
-      this.sizes.delete(oldest);
-      this.counts.delete(oldest);
-      this.recount();
+      this.forget(oldest);
     }
+  }
+
+  private forget(n: number): void {
+    if (this.appendTo === n) this.appendTo = null;
+    this.sizes.delete(n);
+    this.counts.delete(n);
+    this.shippedFront.delete(n);
+    this.recount();
   }
 
   private read(n: number, countCorrupt = true): SpooledMessage[] {
@@ -148,25 +171,30 @@ export class Spool {
   }
 
   /**
-   * Hands the oldest segment's messages to `ship`; deletes the segment only if `ship`
-   * resolves. Returns false when there is nothing to replay. While a segment is being
-   * replayed, appends go to a new one, so nothing written meanwhile is deleted unsent.
+   * Hands the oldest segment's unshipped messages to `ship`, which reports with `shipped(n)`
+   * each time n more of them are in Kafka; the segment is deleted once `ship` resolves, and
+   * if it throws the next replay starts after what was reported. Returns false when there
+   * is nothing to replay. The segment is sealed: appends meanwhile and later go to a new one.
    */
-  async replayOldest(ship: (msgs: SpooledMessage[]) => Promise<void>): Promise<boolean> {
+  async replayOldest(ship: (msgs: SpooledMessage[], shipped: (n: number) => void) => Promise<void>): Promise<boolean> {
     const oldest = this.segments[0];
     if (oldest === undefined) return false;
     this.replaying = oldest;
+    if (this.appendTo === oldest) this.appendTo = null;
     try {
-      const msgs = this.read(oldest);
-      if (msgs.length > 0) await ship(msgs);
+      const msgs = this.read(oldest).slice(this.shippedFront.get(oldest) ?? 0);
+      if (msgs.length > 0)
+        await ship(msgs, (n) => {
+          this.shippedFront.set(oldest, (this.shippedFront.get(oldest) ?? 0) + n);
+          this.counts.set(oldest, this.counts.get(oldest)! - n);
+          this.recount();
+        });
     } finally {
       this.replaying = null;
     }
     rmSync(this.path(oldest), { force: true });
     this.segments.shift();
-    this.sizes.delete(oldest);
-    this.counts.delete(oldest);
-    this.recount();
+    this.forget(oldest);
     return true;
   }
 }

@@ -1,4 +1,4 @@
-// tcp records framed a record at a time per partition: the same partitions and records as
+// Records framed per partition: a record at a time (tcp) gives the same partitions and records as
 // framing the whole batch at once, frames bounded in records, nothing held after take().
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -12,7 +12,7 @@ const byPartition = (msgs: SpooledMessage[]) => {
   return out;
 };
 
-describe('TcpFrames', () => {
+describe('frames per partition', () => {
   it('puts each record where framesByPartition does, one version-2 message per partition', () => {
     const records = sampleTcpRecords(500, 21);
     const frames = new TcpFrames(6, 4096, 't');
@@ -34,5 +34,12 @@ describe('TcpFrames', () => {
     const rest = frames.take();
     assert.deepEqual(rest.map((m) => readFrameHeader(m.value).count), [5]);
     assert.deepEqual([...early.flat(), ...rest].flatMap((m) => decodeFrame(m.value).records), records);
+  });
+
+  it('framesByPartition splits a partition past maxRecords into frames, in order', () => {
+    const records = sampleTcpRecords(25, 23);
+    const msgs = framesByPartition('tcp', records, 1, 't', 10);
+    assert.deepEqual(msgs.map((m) => readFrameHeader(m.value).count), [10, 10, 5]);
+    assert.deepEqual(msgs.flatMap((m) => decodeFrame(m.value).records), records);
   });
 });

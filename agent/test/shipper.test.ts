@@ -1,6 +1,8 @@
 // The shipper against a real Kafka broker of the test's own, which the test stops and
-// starts again: nothing may be lost or reordered while the broker is away.
+// starts again, or whose answers it drops (the broker works, the shipper hears nothing):
+// nothing may be lost, written twice or reordered while the broker is away.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,12 +26,29 @@ const cfg = localInfraConfig({
   MESHLENS_KAFKA_CONTROLLER_PORT: '49093',
 });
 const topic = `meshlens.test.shipper.${randomUUID()}`;
+const hungTopic = `meshlens.test.shipper-hung.${randomUUID()}`;
+const bigTopic = `meshlens.test.shipper-big.${randomUUID()}`;
 let brokerPid = 0;
+/** Drops what the broker sends (answers and ACKs) on loopback; this test's broker port only. */
+const deafRule = () => ['OUTPUT', '-o', 'lo', '-p', 'tcp', '--sport', String(cfg.kafkaPort), '-j', 'DROP'];
+let deaf = false;
+function setDeaf(on: boolean): void {
+  execFileSync('iptables', ['-w', on ? '-I' : '-D', ...deafRule()]);
+  deaf = on;
+}
+
+async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 /** Batch b: one message per partition, each record's cookie = b * 1000 + its index. */
-function batch(b: number): SpooledMessage[] {
+function batch(b: number, t = topic): SpooledMessage[] {
   return Array.from({ length: PARTITIONS }, (_, p) => ({
-    topic,
+    topic: t,
     partition: p,
     value: encodeFrame('tcp', sampleTcpRecords(20, b * 10 + p).map((r, i) => ({ ...r, sock_cookie: b * 1000 + p * 100 + i }))),
   }));
@@ -42,11 +61,12 @@ describe('shipper: Kafka goes away and comes back', () => {
     brokerPid = (await startKafka(cfg)).pid;
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+    await admin.createTopics({ topics: [topic, hungTopic, bigTopic].map((t) => ({ topic: t, numPartitions: PARTITIONS })), waitForLeaders: true });
     await admin.disconnect();
   });
 
   after(async () => {
+    if (deaf) setDeaf(false);
     if (brokerPid) await stopProcess(brokerPid);
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(spoolDir, { recursive: true, force: true });
@@ -77,5 +97,79 @@ describe('shipper: Kafka goes away and comes back', () => {
       const expected = [0, 1, 2, 3].flatMap((b) => Array.from({ length: 20 }, (_, i) => b * 1000 + p * 100 + i));
       assert.deepEqual(cookies.get(p), expected, `partition ${p}: every record once, in order`);
     }
+  });
+
+  it('gives up on a broker whose answers are lost within its request timeouts, and writes each record once', async () => {
+    const hungKafka = new Kafka({
+      clientId: 'meshlens-test-hung',
+      brokers: [`127.0.0.1:${cfg.kafkaPort}`],
+      logLevel: logLevel.NOTHING,
+      requestTimeout: 1000,
+      connectionTimeout: 1000,
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'meshlens-shipper-hung-'));
+    const spool = new Spool({ dir, maxBytes: 64 * 1024 * 1024 });
+    // A long pause between replays, ended by flush(): batch 2 is spooled while the replay
+    // loop waits after its first failed attempt at batch 1.
+    const shipper = new Shipper({ kafka: hungKafka, spool, log: pino({ level: 'silent' }), retryMs: 120_000 });
+    try {
+      await shipper.send(batch(0, hungTopic));
+      setDeaf(true);
+      const t0 = performance.now();
+      await shipper.send(batch(1, hungTopic));
+      const gaveUpMs = performance.now() - t0;
+      // Three attempts of 1 s each (kafkajs' two retries) plus their backoff, not forever.
+      assert.ok(gaveUpMs < 10_000, `send returned after ${gaveUpMs.toFixed(0)} ms`);
+      assert.equal(spool.stats.messages, PARTITIONS, 'the unanswered batch is spooled');
+      await until(() => shipper.stats.sendErrors >= 2, 30_000, 'a replay of batch 1 fails too');
+      await shipper.send(batch(2, hungTopic));
+      assert.equal(spool.stats.messages, 2 * PARTITIONS);
+      // The broker wrote batch 1 (only its answers were lost): the replay must offer that batch
+      // again exactly as sent, which the broker recognises by its sequence numbers; batch 1
+      // and 2 together would be refused as out of sequence (or, from a new producer, written
+      // twice).
+      setDeaf(false);
+      assert.equal(await shipper.flush(60_000), true, 'spool should drain once the broker answers again');
+      await shipper.send(batch(3, hungTopic));
+    } finally {
+      await shipper.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const seen = await consumeRecords<TcpRecord>({ brokers: [`127.0.0.1:${cfg.kafkaPort}`], topic: hungTopic, done: (xs) => xs.length >= 4 * PARTITIONS * 20 });
+    // The consumer stops at the expected count: a record written twice takes a later one's place.
+    for (let p = 0; p < PARTITIONS; p++) {
+      const cookies = seen.filter((x) => x.partition === p).map((x) => x.record.sock_cookie);
+      const expected = [0, 1, 2, 3].flatMap((b) => Array.from({ length: 20 }, (_, i) => b * 1000 + p * 100 + i));
+      assert.deepEqual(cookies, expected, `partition ${p}: every record once, in order`);
+    }
+  });
+
+  it('replays a spool holding more than the broker takes in one batch per partition', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshlens-shipper-big-'));
+    // ~1.2 MB of frames per partition in one segment, past Kafka's default 1 MiB
+    // message.max.bytes if a partition's messages went in one batch.
+    const spool = new Spool({ dir, maxBytes: 64 * 1024 * 1024, segmentBytes: 32 * 1024 * 1024 });
+    const messages = Array.from({ length: 14 * PARTITIONS }, (_, k) => ({
+      topic: bigTopic,
+      partition: k % PARTITIONS,
+      value: encodeFrame('tcp', sampleTcpRecords(2000, k).map((r, i) => ({ ...r, sock_cookie: k * 10_000 + i }))),
+    }));
+    const perPartition = messages.filter((m) => m.partition === 0).reduce((n, m) => n + m.value.length, 0);
+    assert.ok(perPartition > 1024 * 1024, `partition 0 holds ${perPartition} bytes`);
+    spool.append(messages);
+    const shipper = new Shipper({ kafka, spool, log: pino({ level: 'silent' }), retryMs: 200 });
+    try {
+      assert.equal(await shipper.flush(60_000), true, 'the whole spool should be delivered');
+    } finally {
+      await shipper.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const total = messages.length * 2000;
+    const seen = await consumeRecords<TcpRecord>({ brokers: [`127.0.0.1:${cfg.kafkaPort}`], topic: bigTopic, done: (xs) => xs.length >= total });
+    const expected = messages.flatMap((_, k) => Array.from({ length: 2000 }, (_, i) => k * 10_000 + i));
+    assert.deepEqual(
+      seen.map((x) => x.record.sock_cookie).sort((a, b) => a - b),
+      expected.sort((a, b) => a - b),
+    );
   });
 });

@@ -54,6 +54,45 @@ describe('on-disk spool', () => {
     assert.deepEqual(await replayAll(spool), [message(1), message(2)]);
   });
 
+  it('resumes a replay after what was reported shipped, offering the rest exactly as before', async () => {
+    const spool = new Spool({ dir: tempDir(), maxBytes: 1 << 20 });
+    const sent = Array.from({ length: 6 }, (_, i) => message(i));
+    spool.append(sent);
+    const offered: SpooledMessage[][] = [];
+    await assert.rejects(
+      spool.replayOldest(async (msgs, shipped) => {
+        offered.push(msgs);
+        shipped(2);
+        throw new Error('broker hung');
+      }),
+      /broker hung/,
+    );
+    assert.equal(spool.stats.messages, 4, 'the two reported shipped are no longer pending');
+    // Appended after a replay began: never mixed into the segment being retried.
+    spool.append([message(9)]);
+    await assert.rejects(
+      spool.replayOldest(async (msgs) => {
+        offered.push(msgs);
+        throw new Error('broker hung');
+      }),
+    );
+    assert.deepEqual(offered, [sent, sent.slice(2)]);
+    assert.deepEqual(await replayAll(spool), [...sent.slice(2), message(9)], 'the segment again without what was shipped, then the later one');
+  });
+
+  it('keeps messages appended alone in one segment of their own, whatever the segment size', async () => {
+    const dir = tempDir();
+    const spool = new Spool({ dir, maxBytes: 1 << 20, segmentBytes: 4096 });
+    spool.append([message(0)]);
+    const alone = Array.from({ length: 40 }, (_, i) => message(i + 1));
+    spool.append(alone, true);
+    spool.append([message(50)]);
+    assert.equal(readdirSync(dir).length, 3);
+    const offered: SpooledMessage[][] = [];
+    while (await spool.replayOldest(async (msgs) => void offered.push(msgs)));
+    assert.deepEqual(offered, [[message(0)], alone, [message(50)]]);
+  });
+
   it('drops the oldest messages beyond the size limit and counts them and their records', async () => {
     const spool = new Spool({ dir: tempDir(), maxBytes: 16 * 1024, segmentBytes: 4096 });
     const sent = Array.from({ length: 200 }, (_, i) => message(i));
