@@ -21,7 +21,7 @@ const ANSWER_BYTES = 1000;
 const fixture = (f: string) => fileURLToPath(new URL(`./fixtures/${f}`, import.meta.url));
 const stateDir = mkdtempSync(join(tmpdir(), 'meshlens-outage-kafka-'));
 const spoolDir = mkdtempSync(join(tmpdir(), 'meshlens-outage-spool-'));
-const cfg = localInfraConfig({ ...process.env, MESHLENS_STATE_DIR: stateDir, MESHLENS_KAFKA_PORT: '49292', MESHLENS_KAFKA_CONTROLLER_PORT: '49293' });
+const cfg = localInfraConfig({ ...process.env, MESHLENS_STATE_DIR: stateDir, MESHLENS_KAFKA_PORT: '25292', MESHLENS_KAFKA_CONTROLLER_PORT: '25293' });
 const brokers = [`127.0.0.1:${cfg.kafkaPort}`];
 
 describe('agent while Kafka is away', () => {

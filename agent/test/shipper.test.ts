@@ -22,8 +22,8 @@ const spoolDir = mkdtempSync(join(tmpdir(), 'meshlens-shipper-spool-'));
 const cfg = localInfraConfig({
   ...process.env,
   MESHLENS_STATE_DIR: stateDir,
-  MESHLENS_KAFKA_PORT: '49092',
-  MESHLENS_KAFKA_CONTROLLER_PORT: '49093',
+  MESHLENS_KAFKA_PORT: '25192',
+  MESHLENS_KAFKA_CONTROLLER_PORT: '25193',
 });
 const topic = `meshlens.test.shipper.${randomUUID()}`;
 const hungTopic = `meshlens.test.shipper-hung.${randomUUID()}`;

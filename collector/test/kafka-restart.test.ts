@@ -16,7 +16,7 @@ import { KubeApiServer } from './support/kube-api-server.js';
 import { node, pod, withLabels, type PodObject } from './support/objects.js';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'meshlens-collector-kafka-'));
-const cfg = localInfraConfig({ ...process.env, MESHLENS_STATE_DIR: stateDir, MESHLENS_KAFKA_PORT: '49392', MESHLENS_KAFKA_CONTROLLER_PORT: '49393' });
+const cfg = localInfraConfig({ ...process.env, MESHLENS_STATE_DIR: stateDir, MESHLENS_KAFKA_PORT: '25392', MESHLENS_KAFKA_CONTROLLER_PORT: '25393' });
 const podKey = (p: { metadata: { uid: string } }): string => keyOf({ kind: 'pod', uid: p.metadata.uid });
 
 describe('collector: Kafka goes away mid-run', () => {
