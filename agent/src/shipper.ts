@@ -126,7 +126,10 @@ export class Shipper {
 
   /** `alone`: msgs were offered to Kafka, so their replay must offer the same chunks. */
   private spool(msgs: SpooledMessage[], alone = false): void {
+    const refused = this.opts.spool.stats.writeErrors;
     this.opts.spool.append(msgs, alone);
+    if (this.opts.spool.stats.writeErrors > refused)
+      this.opts.log.error({ err: this.opts.spool.lastWriteError, messages: this.opts.spool.stats.writeErrors - refused }, 'spool write failed; messages dropped (counted)');
     this.stats.spooledMessages += msgs.length;
     this.draining ??= this.drainLoop().finally(() => {
       this.draining = null;

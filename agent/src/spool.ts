@@ -5,6 +5,9 @@
  * counted (messages and the records inside them), never silent. It survives a restart:
  * segments left by a previous run are replayed first. A torn write at the end of a
  * segment (a crash mid-append) is detected by length and CRC and cut off, counted.
+ * A message the disk refuses (full, read-only, failing) is dropped and counted as well;
+ * what it wrote of itself is cut off again, or if that fails too its segment is closed, so
+ * that nothing appended later sits behind a torn entry, where a replay would not reach it.
  *
  * A segment handed out for replay is never appended to again, and a replay resumes after
  * what was shipped: a delivery whose outcome is unknown (the broker hung) is retried with
@@ -14,7 +17,7 @@
  * Entry layout: u32 length of the rest | u32 crc32 of the rest | u16 topic length | topic |
  *               i32 partition | frame bytes
  */
-import { appendFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { readFrameHeader } from '@meshlens/schemas';
@@ -31,6 +34,7 @@ export interface SpoolStats {
   droppedMessages: number;
   droppedRecords: number;
   corruptEntries: number;
+  writeErrors: number;
 }
 
 export interface SpoolOptions {
@@ -61,7 +65,9 @@ export class Spool {
   /** The segment appends may extend: never a previous run's, a replayed or a sealed one. */
   private appendTo: number | null = null;
   private replaying: number | null = null;
-  readonly stats: SpoolStats = { bytes: 0, messages: 0, droppedMessages: 0, droppedRecords: 0, corruptEntries: 0 };
+  /** The last refused write's error, for the log. */
+  lastWriteError: string | null = null;
+  readonly stats: SpoolStats = { bytes: 0, messages: 0, droppedMessages: 0, droppedRecords: 0, corruptEntries: 0, writeErrors: 0 };
 
   constructor(private readonly opts: SpoolOptions) {
     this.segmentBytes = opts.segmentBytes ?? Math.max(64 * 1024, Math.floor(opts.maxBytes / 8));
@@ -71,7 +77,7 @@ export class Spool {
       if (!m) continue;
       const n = Number(m[1]);
       this.segments.push(n);
-      this.sizes.set(n, statSync(this.path(n)).size);
+      this.sizes.set(n, this.sizeOnDisk(n));
       this.counts.set(n, this.read(n, false).length);
     }
     this.recount();
@@ -114,7 +120,21 @@ export class Spool {
         this.counts.set(current, 0);
         this.appendTo = current;
       }
-      appendFileSync(this.path(current), Buffer.concat([head, rest]));
+      try {
+        appendFileSync(this.path(current), Buffer.concat([head, rest]));
+      } catch (err) {
+        this.lastWriteError = (err as Error).message;
+        this.stats.writeErrors += 1;
+        this.stats.droppedMessages += 1;
+        this.stats.droppedRecords += recordsIn(m.value);
+        try {
+          truncateSync(this.path(current), this.sizes.get(current));
+        } catch {
+          this.appendTo = null;
+          this.sizes.set(current, this.sizeOnDisk(current));
+        }
+        continue;
+      }
       this.sizes.set(current, this.sizes.get(current)! + head.length + rest.length);
       this.counts.set(current, this.counts.get(current)! + 1);
     }
@@ -142,6 +162,14 @@ export class Spool {
     this.counts.delete(n);
     this.shippedFront.delete(n);
     this.recount();
+  }
+
+  private sizeOnDisk(n: number): number {
+    try {
+      return statSync(this.path(n)).size;
+    } catch {
+      return 0;
+    }
   }
 
   private read(n: number, countCorrupt = true): SpooledMessage[] {

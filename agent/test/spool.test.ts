@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +106,32 @@ describe('on-disk spool', () => {
     assert.equal(spool.stats.droppedMessages + kept.length, sent.length);
     const records = (ms: SpooledMessage[]) => ms.reduce((n, m) => n + decodeFrame(m.value).records.length, 0);
     assert.equal(spool.stats.droppedRecords, records(sent.slice(0, sent.length - kept.length)));
+  });
+
+  it('drops and counts the messages a full disk refuses, keeps the rest readable, and goes on when space returns', async () => {
+    const dir = tempDir();
+    // A disk of its own, 64 KiB, so the test fills it and nothing else.
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'meshlens-spool-test', dir]);
+    try {
+      const spool = new Spool({ dir, maxBytes: 10 * 1024 * 1024 });
+      const sent = Array.from({ length: 300 }, (_, i) => message(i));
+      const refused: SpooledMessage[] = [];
+      for (const m of sent) {
+        const before = spool.stats.writeErrors;
+        spool.append([m]);
+        if (spool.stats.writeErrors > before) refused.push(m);
+      }
+      assert.ok(refused.length > 0, 'the disk should have filled');
+      assert.equal(spool.stats.droppedMessages, refused.length);
+      const records = (ms: SpooledMessage[]) => ms.reduce((n, m) => n + decodeFrame(m.value).records.length, 0);
+      assert.equal(spool.stats.droppedRecords, records(refused));
+      assert.deepEqual(await replayAll(spool), sent.filter((m) => !refused.includes(m)), 'every message kept, readable, in order');
+      assert.equal(spool.stats.corruptEntries, 0, 'no torn entry left behind');
+      spool.append([message(500)]);
+      assert.deepEqual(await replayAll(spool), [message(500)]);
+    } finally {
+      execFileSync('umount', [dir]);
+    }
   });
 
   it('cuts off a torn write at the end of a segment, counts it, and keeps what came before', async () => {
