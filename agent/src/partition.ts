@@ -8,12 +8,16 @@ import type { SpooledMessage } from './spool.js';
 
 type AgentRecordType = Exclude<RecordTypeName, 'metadata'>;
 
-/**
- * Records per frame at most: a message stays far below the broker's per-batch limit
- * (1 MiB by default) however many records a busy node makes in a slot; one over the limit
- * would be refused for good.
- */
+/** Records per frame at most, so that one message is never a whole busy slot. */
 const FRAME_RECORDS = 4096;
+
+/**
+ * Bytes per framed message at most: below the broker's default limit on a batch (1 MiB),
+ * and what the shipper sends in one request, alone if need be. A message over the broker's
+ * limit would be refused for good. tcp frames (fixed-size binary records) stay well under it
+ * at FRAME_RECORDS; dns and tcp_event records carry names and answer lists of any length.
+ */
+const FRAME_BYTES = 512 * 1024;
 
 const keyOf: { [T in AgentRecordType]: (r: RecordOf[T]) => string } = {
   tcp: (r) => connectionKey(r.local, r.remote),
@@ -35,13 +39,18 @@ export function framesByPartition<T extends AgentRecordType>(
     if (g) g.push(r);
     else groups.set(p, [r]);
   }
-  return [...groups].flatMap(([partition, rs]) =>
-    Array.from({ length: Math.ceil(rs.length / maxRecords) }, (_, i) => ({
-      topic,
-      partition,
-      value: encodeFrame(type, rs.slice(i * maxRecords, (i + 1) * maxRecords)),
-    })),
-  );
+  const out: SpooledMessage[] = [];
+  // Halved until it fits; a single record too large for it goes alone (and fails alone).
+  const frame = (partition: number, rs: RecordOf[T][]): void => {
+    const value = encodeFrame(type, rs);
+    if (value.length <= FRAME_BYTES || rs.length === 1) out.push({ topic, partition, value });
+    else {
+      frame(partition, rs.slice(0, rs.length >> 1));
+      frame(partition, rs.slice(rs.length >> 1));
+    }
+  };
+  for (const [partition, rs] of groups) for (let i = 0; i < rs.length; i += maxRecords) frame(partition, rs.slice(i, i + maxRecords));
+  return out;
 }
 
 /**

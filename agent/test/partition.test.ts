@@ -2,7 +2,8 @@
 // framing the whole batch at once, frames bounded in records, nothing held after take().
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeFrame, readFrameHeader, sampleTcpRecords, type TcpRecord } from '@meshlens/schemas';
+import { randomBytes } from 'node:crypto';
+import { decodeFrame, readFrameHeader, sampleDnsRecords, sampleTcpRecords, type TcpRecord } from '@meshlens/schemas';
 import { TcpFrames, framesByPartition } from '../src/partition.js';
 import type { SpooledMessage } from '../src/spool.js';
 
@@ -40,6 +41,15 @@ describe('frames per partition', () => {
     const records = sampleTcpRecords(25, 23);
     const msgs = framesByPartition('tcp', records, 1, 't', 10);
     assert.deepEqual(msgs.map((m) => readFrameHeader(m.value).count), [10, 10, 5]);
+    assert.deepEqual(msgs.flatMap((m) => decodeFrame(m.value).records), records);
+  });
+
+  it('framesByPartition keeps every message under the broker\'s default 1 MiB, however large the records', () => {
+    // Answers that do not compress: 4096 such records are several MiB in one frame.
+    const records = sampleDnsRecords(4096, 24).map((r) => ({ ...r, answers: Array.from({ length: 16 }, () => randomBytes(48).toString('hex')) }));
+    const msgs = framesByPartition('dns', records, 1, 't');
+    assert.ok(msgs.length > 1, 'split by size, not only by count');
+    for (const m of msgs) assert.ok(m.value.length < 1024 * 1024, `a message of ${m.value.length} bytes`);
     assert.deepEqual(msgs.flatMap((m) => decodeFrame(m.value).records), records);
   });
 });
