@@ -110,7 +110,11 @@ export class Shipper {
   private async deliverInChunks(msgs: SpooledMessage[], shipped: (n: number) => void): Promise<void> {
     for (const chunk of chunks(msgs)) {
       const byTopic = new Map<string, { partition: number; value: Buffer }[]>();
-      for (const m of chunk) byTopic.set(m.topic, [...(byTopic.get(m.topic) ?? []), { partition: m.partition, value: m.value }]);
+      for (const m of chunk) {
+        const list = byTopic.get(m.topic);
+        if (list) list.push({ partition: m.partition, value: m.value });
+        else byTopic.set(m.topic, [{ partition: m.partition, value: m.value }]);
+      }
       // The broker's wait for replicas ends before our request timeout: a slow ISR comes
       // back as an error from the broker instead of a timeout on our side.
       await this.producer.sendBatch({ timeout: REQUEST_TIMEOUT_MS - 2000, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
