@@ -65,6 +65,8 @@ export class Spool {
   /** The segment appends may extend: never a previous run's, a replayed or a sealed one. */
   private appendTo: number | null = null;
   private replaying: number | null = null;
+  /** Segments whose torn tail is already counted: a segment is read again at every replay attempt. */
+  private readonly tornCounted = new Set<number>();
   /** The last refused write's error, for the log. */
   lastWriteError: string | null = null;
   readonly stats: SpoolStats = { bytes: 0, messages: 0, droppedMessages: 0, droppedRecords: 0, corruptEntries: 0, writeErrors: 0 };
@@ -78,7 +80,7 @@ export class Spool {
       const n = Number(m[1]);
       this.segments.push(n);
       this.sizes.set(n, this.sizeOnDisk(n));
-      this.counts.set(n, this.read(n, false).length);
+      this.counts.set(n, this.read(n).length);
     }
     this.recount();
   }
@@ -147,7 +149,7 @@ export class Spool {
   private enforceLimit(): void {
     while (this.stats.bytes > this.opts.maxBytes && this.segments.length > 1 && this.segments[0] !== this.replaying) {
       const oldest = this.segments.shift()!;
-      for (const m of this.read(oldest, false).slice(this.shippedFront.get(oldest) ?? 0)) {
+      for (const m of this.read(oldest).slice(this.shippedFront.get(oldest) ?? 0)) {
         this.stats.droppedMessages += 1;
         this.stats.droppedRecords += recordsIn(m.value);
       }
@@ -161,6 +163,7 @@ export class Spool {
     this.sizes.delete(n);
     this.counts.delete(n);
     this.shippedFront.delete(n);
+    this.tornCounted.delete(n);
     this.recount();
   }
 
@@ -172,7 +175,7 @@ export class Spool {
     }
   }
 
-  private read(n: number, countCorrupt = true): SpooledMessage[] {
+  private read(n: number): SpooledMessage[] {
     let buf: Buffer;
     try {
       buf = readFileSync(this.path(n));
@@ -194,7 +197,10 @@ export class Spool {
       });
       off += 8 + len;
     }
-    if (off !== buf.length && countCorrupt) this.stats.corruptEntries += 1;
+    if (off !== buf.length && !this.tornCounted.has(n)) {
+      this.tornCounted.add(n);
+      this.stats.corruptEntries += 1;
+    }
     return out;
   }
 
