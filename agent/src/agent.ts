@@ -304,11 +304,12 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     });
     const synTimeouts: TcpEvent[] = [];
     let tcp = 0;
-    const ship = async ({ record, synTimeout }: SweptSocket) => {
+    // Not async, nor awaited unless something is being shipped: a promise per record was a
+    // quarter of what a sweep allocated (bench/RESULTS.md, issue 4).
+    const ship = ({ record, synTimeout }: SweptSocket): Promise<void> | undefined => {
       tcp++;
       if (synTimeout) synTimeouts.push({ ...synTimeout, remote: record.remote, remote_orig: record.remote_orig });
-      const shipping = output.tcp(record);
-      if (shipping) await shipping;
+      return output.tcp(record);
     };
     // A connection to a service address opened just before the slot ended may have been read
     // before its conntrack event (the event loop runs this sweep's timer before it reads
@@ -318,7 +319,10 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       for (const socket of swept) {
         const table = natFor(socket.record.owner.netns);
         if (table?.missed(socket.record)) resolving.push(resolveNat(table, socket.record).then((record) => ({ ...socket, record })));
-        else await ship(socket);
+        else {
+          const shipping = ship(socket);
+          if (shipping) await shipping;
+        }
       }
       for (const socket of await Promise.all(resolving)) await ship(socket);
       since = { updatedUs: scan.readUs, openedUs: slotEndMonoUs - OPENED_MARGIN_US };

@@ -3,7 +3,7 @@
  * connection key, so a connection's client and server records, sent by different agents,
  * land on one partition where one analyzer instance can match them.
  */
-import { TcpFrameBuilder, Topics, connectionKey, encodeFrame, partitionOf, type RecordOf, type RecordTypeName, type TcpRecord } from '@meshlens/schemas';
+import { TcpFrameBuilder, Topics, connectionPartition, encodeFrame, type RecordOf, type RecordTypeName, type TcpRecord } from '@meshlens/schemas';
 import type { SpooledMessage } from './spool.js';
 
 type AgentRecordType = Exclude<RecordTypeName, 'metadata'>;
@@ -19,10 +19,11 @@ const FRAME_RECORDS = 4096;
  */
 const FRAME_BYTES = 512 * 1024;
 
-const keyOf: { [T in AgentRecordType]: (r: RecordOf[T]) => string } = {
-  tcp: (r) => connectionKey(r.local, r.remote),
-  tcp_event: (r) => connectionKey(r.local, r.remote),
-  dns: (r) => connectionKey(r.client, r.server),
+/** The partition of a record's canonical connection key. */
+const partitionOfRecord: { [T in AgentRecordType]: (r: RecordOf[T], partitions: number) => number } = {
+  tcp: (r, n) => connectionPartition(r.local, r.remote, n),
+  tcp_event: (r, n) => connectionPartition(r.local, r.remote, n),
+  dns: (r, n) => connectionPartition(r.client, r.server, n),
 };
 
 export function framesByPartition<T extends AgentRecordType>(
@@ -34,7 +35,7 @@ export function framesByPartition<T extends AgentRecordType>(
 ): SpooledMessage[] {
   const groups = new Map<number, RecordOf[T][]>();
   for (const r of records) {
-    const p = partitionOf(keyOf[type](r), partitions);
+    const p = partitionOfRecord[type](r, partitions);
     const g = groups.get(p);
     if (g) g.push(r);
     else groups.set(p, [r]);
@@ -70,7 +71,7 @@ export class TcpFrames {
 
   /** Adds `r`; returns its partition's message if that frame is now full, else null. */
   add(r: TcpRecord): SpooledMessage[] | null {
-    const partition = partitionOf(keyOf.tcp(r), this.partitions);
+    const partition = partitionOfRecord.tcp(r, this.partitions);
     let b = this.builders.get(partition);
     if (!b) this.builders.set(partition, (b = new TcpFrameBuilder()));
     b.add(r);

@@ -18,16 +18,50 @@ export function connectionKey(a: Endpoint, b: Endpoint): string {
   return compareEndpoints(a, b) <= 0 ? `${endpointText(a)}-${endpointText(b)}` : `${endpointText(b)}-${endpointText(a)}`;
 }
 
+const FNV_OFFSET = 0x811c9dc5;
+
+function fnv(h: number, unit: number): number {
+  return Math.imul(h ^ unit, 0x01000193);
+}
+
 /**
  * FNV-1a over the key's UTF-16 units: cheap, stable across processes and versions, and
  * spread well enough for partitioning. Not kafkajs' murmur2 on purpose: we choose the
  * partition ourselves so that one message can carry many connections of one partition.
  */
 export function partitionOf(key: string, partitions: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+  let h = FNV_OFFSET;
+  for (let i = 0; i < key.length; i++) h = fnv(h, key.charCodeAt(i));
+  return (h >>> 0) % partitions;
+}
+
+/** `h` advanced over `endpointText(e)`'s units. */
+function fnvEndpoint(h: number, e: Endpoint): number {
+  const v6 = e.ip.includes(':');
+  if (v6) h = fnv(h, 0x5b); // [
+  for (let i = 0; i < e.ip.length; i++) h = fnv(h, e.ip.charCodeAt(i));
+  if (v6) h = fnv(h, 0x5d); // ]
+  h = fnv(h, 0x3a); // :
+  const port = e.port;
+  if (!(port >= 0 && port <= 0xffff && Math.floor(port) === port)) {
+    const text = String(port);
+    for (let i = 0; i < text.length; i++) h = fnv(h, text.charCodeAt(i));
+    return h;
   }
+  let unit = 1;
+  while (unit * 10 <= port) unit *= 10;
+  for (; unit >= 1; unit /= 10) h = fnv(h, 0x30 + (Math.floor(port / unit) % 10));
+  return h;
+}
+
+/**
+ * `partitionOf(connectionKey(a, b), partitions)` without making the key: the agent asks it
+ * for every record it ships, and the key's strings were a tenth of what a sweep allocated.
+ */
+export function connectionPartition(a: Endpoint, b: Endpoint, partitions: number): number {
+  const aFirst = compareEndpoints(a, b) <= 0;
+  let h = fnvEndpoint(FNV_OFFSET, aFirst ? a : b);
+  h = fnv(h, 0x2d); // -
+  h = fnvEndpoint(h, aFirst ? b : a);
   return (h >>> 0) % partitions;
 }

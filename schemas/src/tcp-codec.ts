@@ -167,16 +167,19 @@ export class TcpPayloadBuilder {
     if (owner < 0) return false;
     body.ensure(1);
     body.buf[body.pos++] = (r.role === 'server' ? 1 : 0) | (r.opened ? 2 : 0) | (r.closed ? 4 : 0) | (r.remote_orig !== null ? 8 : 0);
-    for (const v of [r.slot_start_ms, r.slot_ms, owner, r.sock_cookie]) {
-      if (!isUint(v)) return false;
-      body.varint(v);
-    }
+    // Field by field, not a loop over an array of them: that array per record was most of
+    // what encoding allocated.
+    if (!(this.uint(r.slot_start_ms) && this.uint(r.slot_ms) && this.uint(owner) && this.uint(r.sock_cookie))) return false;
     if (!this.endpoint(r.local) || !this.endpoint(r.remote) || (r.remote_orig !== null && !this.endpoint(r.remote_orig))) return false;
-    for (const v of [r.bytes_sent, r.bytes_received, r.segs_sent, r.segs_received, r.retrans_segs, r.rto_count, r.resets_sent, r.resets_received, r.srtt_us, r.min_rtt_us]) {
-      if (!isUint(v)) return false;
-      body.varint(v);
-    }
+    if (!(this.uint(r.bytes_sent) && this.uint(r.bytes_received) && this.uint(r.segs_sent) && this.uint(r.segs_received) && this.uint(r.retrans_segs))) return false;
+    if (!(this.uint(r.rto_count) && this.uint(r.resets_sent) && this.uint(r.resets_received) && this.uint(r.srtt_us) && this.uint(r.min_rtt_us))) return false;
     return writeHistogram(body, r.rtt_hist);
+  }
+
+  private uint(v: number): boolean {
+    if (!isUint(v)) return false;
+    this.body.varint(v);
+    return true;
   }
 
   /** The payload of the records added (the builder is done with). */
