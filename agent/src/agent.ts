@@ -305,7 +305,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     const synTimeouts: TcpEvent[] = [];
     let tcp = 0;
     // Not async, nor awaited unless something is being shipped: a promise per record was a
-    // quarter of what a sweep allocated (bench/RESULTS.md, issue 4).
+    // sixth of what a sweep allocated (bench/RESULTS.md, issue 4).
     const ship = ({ record, synTimeout }: SweptSocket): Promise<void> | undefined => {
       tcp++;
       if (synTimeout) synTimeouts.push({ ...synTimeout, remote: record.remote, remote_orig: record.remote_orig });
