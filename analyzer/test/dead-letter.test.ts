@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { connectionKey, encodeFrame, partitionOf, sampleDnsRecords, seededRandom, type DnsRecord } from '@meshlens/schemas';
+import { connectionPartition, encodeFrame, sampleDnsRecords, seededRandom, type DnsRecord } from '@meshlens/schemas';
 import type { Analyzer } from '../src/index.js';
 import { PARTITIONS, T0, connection, createEnv, waitForRows, type TestEnv } from './harness.js';
 
@@ -67,7 +67,7 @@ describe('dead-lettering', () => {
     for (let i = 0; i < messages.length; i += 1000) await env.producer.send({ topic: env.topics.dns, messages: messages.slice(i, i + 1000) });
     // The two ends of a connection with a corrupt frame between them still meet.
     const conn = connection(7, { ip: '10.0.1.1', port: 40000, node: 'n1' }, { ip: '10.0.2.2', port: 80, node: 'n2' }, T0);
-    const partition = partitionOf(connectionKey(conn.client.local, conn.client.remote), PARTITIONS);
+    const partition = connectionPartition(conn.client.local, conn.client.remote, PARTITIONS);
     await env.producer.send({
       topic: env.topics.tcp,
       messages: [encodeFrame('tcp', [conn.client]), Buffer.from('garbage'), encodeFrame('tcp', [conn.server])].map((value) => ({ partition, value })),

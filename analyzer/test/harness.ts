@@ -9,9 +9,8 @@ import { pino } from 'pino';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { connectionsFor, localInfraConfig, repoRoot } from '@meshlens/deploy/local';
 import {
-  connectionKey,
+  connectionPartition,
   encodeFrame,
-  partitionOf,
   sampleTcpRecords,
   type DnsRecord,
   type Metadata,
@@ -158,7 +157,7 @@ export async function until(what: string, check: () => boolean | Promise<boolean
 export async function produceTcp(env: TestEnv, records: TcpRecord[]): Promise<void> {
   const byPartition = new Map<number, TcpRecord[]>();
   for (const r of records) {
-    const p = partitionOf(connectionKey(r.local, r.remote), PARTITIONS);
+    const p = connectionPartition(r.local, r.remote, PARTITIONS);
     byPartition.set(p, [...(byPartition.get(p) ?? []), r]);
   }
   await env.producer.send({ topic: env.topics.tcp, messages: [...byPartition].map(([partition, rs]) => ({ partition, value: encodeFrame('tcp', rs) })) });

@@ -24,17 +24,6 @@ function fnv(h: number, unit: number): number {
   return Math.imul(h ^ unit, 0x01000193);
 }
 
-/**
- * FNV-1a over the key's UTF-16 units: cheap, stable across processes and versions, and
- * spread well enough for partitioning. Not kafkajs' murmur2 on purpose: we choose the
- * partition ourselves so that one message can carry many connections of one partition.
- */
-export function partitionOf(key: string, partitions: number): number {
-  let h = FNV_OFFSET;
-  for (let i = 0; i < key.length; i++) h = fnv(h, key.charCodeAt(i));
-  return (h >>> 0) % partitions;
-}
-
 /** `h` advanced over `endpointText(e)`'s units. */
 function fnvEndpoint(h: number, e: Endpoint): number {
   const v6 = e.ip.includes(':');
@@ -55,8 +44,11 @@ function fnvEndpoint(h: number, e: Endpoint): number {
 }
 
 /**
- * `partitionOf(connectionKey(a, b), partitions)` without making the key: the agent asks it
- * for every record it ships, and the key's strings were a tenth of what a sweep allocated.
+ * The partition of `connectionKey(a, b)`: FNV-1a over the key's UTF-16 units, made without
+ * the key's strings (the agent asks it for every record it ships, and those strings were a
+ * tenth of what a sweep allocated). FNV-1a: cheap, stable across processes and versions, and
+ * spread well enough. Not kafkajs' murmur2 on purpose: we choose the partition ourselves so
+ * that one message can carry many connections of one partition.
  */
 export function connectionPartition(a: Endpoint, b: Endpoint, partitions: number): number {
   const aFirst = compareEndpoints(a, b) <= 0;

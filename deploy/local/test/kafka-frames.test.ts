@@ -8,8 +8,8 @@ import { connectionsFor, localInfraConfig } from '@meshlens/deploy/local';
 import { consumeRecords } from '@meshlens/e2e/kafka';
 import {
   connectionKey,
+  connectionPartition,
   encodeFrame,
-  partitionOf,
   sampleTcpRecords,
   type TcpRecord,
 } from '@meshlens/schemas';
@@ -37,7 +37,7 @@ describe('frames over the embedded Kafka', () => {
     const records = sampleTcpRecords(400);
     const byPartition = new Map<number, TcpRecord[]>();
     for (const r of records) {
-      const p = partitionOf(connectionKey(r.local, r.remote), PARTITIONS);
+      const p = connectionPartition(r.local, r.remote, PARTITIONS);
       byPartition.set(p, [...(byPartition.get(p) ?? []), r]);
     }
     assert.ok(byPartition.size > 1, 'test data should spread over partitions');
@@ -61,6 +61,6 @@ describe('frames over the embedded Kafka', () => {
     const clientSide = connectionKey(a!.local, a!.remote);
     const serverSide = connectionKey(a!.remote, a!.local);
     assert.equal(clientSide, serverSide);
-    assert.equal(partitionOf(clientSide, 12), partitionOf(serverSide, 12));
+    assert.equal(connectionPartition(a!.local, a!.remote, 12), connectionPartition(a!.remote, a!.local, 12));
   });
 });
