@@ -15,7 +15,7 @@
 //   PROBES_BENCH_OBJECTS=old=/tmp/old.bpf.o[,name=path...] \
 //     node --import tsx bench/probes.bench.ts [rounds=15] [connections=5000] [megabytes=1000] [open=1000]
 // Last, what moved off the data path costs at the sweep: readSocketStats() with and without
-// the counter refresh (ml_refresh in every namespace), with `open` idle connections held.
+// the counter refresh (ml_refresh over every tracked socket), with `open` idle connections held.
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -122,9 +122,9 @@ function otherProbeSets(): number {
     return -1; // bpftool missing: unknown
   }
 }
-/** CPU of this process (the addon's iterator thread and its kernel time included) per read. */
-async function sweepCost(): Promise<string> {
-  const probes = openProbes();
+/** CPU of this process (the iterator's kernel time included) per read, with `side`'s probes. */
+async function sweepCost(side: Side): Promise<string> {
+  const probes = open(side)!;
   const server = net.createServer(() => {});
   const clients: net.Socket[] = [];
   try {
@@ -143,7 +143,7 @@ async function sweepCost(): Promise<string> {
       const t = process.cpuUsage(t0);
       return (t.user + t.system) / 1000 / reads;
     };
-    cpuMsPerRead(true); // lists the namespaces once, as a long-running reader would have
+    cpuMsPerRead(true); // warm-up, as a long-running reader would be
     const stat = () => probes.programStats().find((x) => x.program === 'ml_refresh')!;
     stat();
     const s0 = stat();
@@ -151,7 +151,7 @@ async function sweepCost(): Promise<string> {
     const s1 = stat();
     const without = cpuMsPerRead(false);
     const calls = (s1.runCount - s0.runCount) / reads;
-    return `sweep: ${openConns} idle connections held, ${probes.readSocketStats({ refresh: false }).length} sockets in the map: readSocketStats() ${withRefresh.toFixed(2)} ms CPU with the refresh, ${without.toFixed(2)} without; ml_refresh ${calls.toFixed(0)} calls x ${((s1.runTimeNs - s0.runTimeNs) / reads / calls).toFixed(0)} ns per read (every TCP socket of every namespace)`;
+    return `sweep (${side.name}): ${openConns} idle connections held, ${probes.readSocketStats({ refresh: false }).length} sockets in the map: readSocketStats() ${withRefresh.toFixed(2)} ms CPU with the refresh, ${without.toFixed(2)} without; ml_refresh ${calls.toFixed(0)} calls x ${((s1.runTimeNs - s0.runTimeNs) / reads / calls).toFixed(0)} ns per read (every tracked socket)`;
   } finally {
     for (const c of clients) c.destroy();
     server.close();
@@ -220,7 +220,7 @@ try {
       );
     }
   }
-  console.log(await sweepCost());
+  for (const side of sides) if (side.object !== null) console.log(await sweepCost(side));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -201,7 +201,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
       if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len) == 0) r.id = info.id;
       bpf_link *link = nullptr;
       if (IsIter(p)) {
-        link = bpf_program__attach_iter(p, nullptr);
+        link = AttachIter(p);
       } else if (IsCgroup(p)) {
         link = bpf_program__attach_cgroup(p, cgroup_fd_);
       } else {
@@ -216,6 +216,16 @@ class Probes : public Napi::ObjectWrap<Probes> {
       if (IsIter(p)) iter_links_[r.name] = link; else links_.push_back(link);
     }
     g_log.clear();
+  }
+
+  // A map-element iterator (ml_refresh) walks the socket map; the others (iter/tcp) walk the
+  // sockets of the namespace they are read in.
+  bpf_link *AttachIter(bpf_program *p) {
+    if (strcmp(bpf_program__section_name(p), "iter/bpf_map_elem") != 0) return bpf_program__attach_iter(p, nullptr);
+    union bpf_iter_link_info linfo = {};
+    linfo.map.map_fd = MapFd("ml_socks");
+    LIBBPF_OPTS(bpf_iter_attach_opts, opts, .link_info = &linfo, .link_info_len = sizeof(linfo));
+    return bpf_program__attach_iter(p, &opts);
   }
 
   void Teardown() {
@@ -375,7 +385,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
 
   // readSockets(deleteClosed, netns?: number[] | null, since?: { updatedUs, openedUs }) ->
   // { keys, values, count, valueSize, spillKeys, spillValues, spillCount, spillValueSize,
-  // openNetns, inScope } (keys are u64 LE cookies). Sockets are read before their spilled
+  // inScope } (keys are u64 LE cookies). Sockets are read before their spilled
   // histograms, so a sample spilled in between is in the histogram, not lost; the spilled
   // histograms are looked up one by one for the sockets returned that say they have one
   // (`hist_spilled`), not read as a whole map (a walk of all its 65,536 buckets at every
@@ -385,8 +395,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
   // anything), and closed ones of other namespaces are deleted: nobody will ever be handed
   // them. With `since`, an open socket is returned only if it was updated at or after
   // `updatedUs` or opened at or after `openedUs` (CLOCK_MONOTONIC): an idle socket costs JS
-  // nothing. `openNetns`: the distinct namespaces of the open sockets read (before
-  // filtering); `inScope`: the sockets of those namespaces in the map, returned or not.
+  // nothing. `inScope`: the sockets of those namespaces in the map, returned or not.
   Napi::Value ReadSockets(const Napi::CallbackInfo &info) {
     bool delete_closed = info[0].ToBoolean();
     bool filter = info.Length() > 1 && info[1].IsArray();
@@ -407,7 +416,6 @@ class Probes : public Napi::ObjectWrap<Probes> {
     std::vector<uint8_t> values, spill_values;
     BatchRead(fd, sizeof(struct ml_sock), keys, values);
     spilled_.clear();
-    std::unordered_set<__u32> open_netns;
     std::vector<__u64> gone;
     size_t kept = 0, in_scope_count = 0;
     for (size_t i = 0; i < keys.size(); i++) {
@@ -415,7 +423,6 @@ class Probes : public Napi::ObjectWrap<Probes> {
       bool closed = s->flags & ML_SOCK_CLOSED;
       bool in_scope = !filter || scope.count(s->owner.netns) > 0;
       if (s->hist_spilled) spilled_.insert(keys[i]);
-      if (!closed) open_netns.insert(s->owner.netns);
       if (closed && (delete_closed || !in_scope)) gone.push_back(keys[i]);
       if (!in_scope) continue;
       in_scope_count++;
@@ -436,11 +443,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
       spill_values.insert(spill_values.end(), reinterpret_cast<uint8_t *>(&hist), reinterpret_cast<uint8_t *>(&hist + 1));
     }
     Delete(gone);
-    auto netns_out = Napi::Array::New(env_, open_netns.size());
-    uint32_t n = 0;
-    for (auto ns : open_netns) netns_out.Set(n++, ns);
     auto out = Napi::Object::New(env_);
-    out.Set("openNetns", netns_out);
     out.Set("inScope", static_cast<double>(in_scope_count));
     out.Set("keys", Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<uint8_t *>(keys.data()), keys.size() * 8));
     out.Set("values", Napi::Buffer<uint8_t>::Copy(env_, values.data(), values.size()));
@@ -539,24 +542,47 @@ class Probes : public Napi::ObjectWrap<Probes> {
   // adopt(netnsPaths[]) / refresh(netnsPaths[]) -> [{ path, ok, gone, error }]: run ml_adopt
   // (sockets opened before attach) resp. ml_refresh (counters of open sockets, as of now).
   Napi::Value Adopt(const Napi::CallbackInfo &info) { return RunIter(info, "ml_adopt"); }
-  Napi::Value Refresh(const Napi::CallbackInfo &info) { return RunIter(info, "ml_refresh"); }
 
-  // An iterator only walks the sockets of the network namespace it was created in, so one
-  // short-lived thread joins each namespace in turn (setns affects only the calling thread,
-  // and the thread ends with it) and runs the iterator there.
-  Napi::Value RunIter(const Napi::CallbackInfo &info, const char *program) {
+  int IterLinkFd(const char *program) {
     RequireOpen();
     auto found = iter_links_.find(program);
     if (found == iter_links_.end())
       throw Napi::Error::New(env_, std::string("socket iterator ") + program + " is not available on this kernel");
-    int link_fd = bpf_link__fd(found->second);
+    return bpf_link__fd(found->second);
+  }
+
+  // Runs one pass of an attached iterator (its programs do their work as it is read);
+  // "" or what failed.
+  static std::string DrainIter(int link_fd) {
+    int it = bpf_iter_create(link_fd);
+    if (it < 0) return "bpf_iter_create: " + std::string(strerror(errno));
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(it, buf, sizeof buf)) > 0) {}
+    std::string error = n < 0 ? "iterate: " + std::string(strerror(errno)) : "";
+    ::close(it);
+    return error;
+  }
+
+  // refresh(): ml_refresh over every tracked socket of every namespace, in this thread (a
+  // map's iterator has no namespace to join).
+  Napi::Value Refresh(const Napi::CallbackInfo &info) {
+    std::string error = DrainIter(IterLinkFd("ml_refresh"));
+    if (!error.empty()) throw Napi::Error::New(env_, "ml_refresh: " + error);
+    return env_.Undefined();
+  }
+
+  // An iter/tcp only walks the sockets of the network namespace it was created in, so one
+  // short-lived thread joins each namespace in turn (setns affects only the calling thread,
+  // and the thread ends with it) and runs the iterator there.
+  Napi::Value RunIter(const Napi::CallbackInfo &info, const char *program) {
+    int link_fd = IterLinkFd(program);
     auto arr = info[0].As<Napi::Array>();
     std::vector<std::string> paths(arr.Length());
     for (uint32_t i = 0; i < arr.Length(); i++) paths[i] = arr.Get(i).As<Napi::String>().Utf8Value();
     struct Result { std::string error; bool gone = false; };
     std::vector<Result> results(paths.size());
     std::thread worker([&] {
-      char buf[4096];
       for (size_t i = 0; i < paths.size(); i++) {
         Result &r = results[i];
         int ns = open(paths[i].c_str(), O_RDONLY | O_CLOEXEC);
@@ -564,12 +590,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
         if (ns < 0) { r.gone = errno == ENOENT || errno == ESRCH; r.error = "open: " + std::string(strerror(errno)); continue; }
         if (setns(ns, CLONE_NEWNET)) { r.error = "setns: " + std::string(strerror(errno)); ::close(ns); continue; }
         ::close(ns);
-        int it = bpf_iter_create(link_fd);
-        if (it < 0) { r.error = "bpf_iter_create: " + std::string(strerror(errno)); continue; }
-        ssize_t n;
-        while ((n = read(it, buf, sizeof buf)) > 0) {}
-        if (n < 0) r.error = "iterate: " + std::string(strerror(errno));
-        ::close(it);
+        r.error = DrainIter(link_fd);
       }
     });
     worker.join();

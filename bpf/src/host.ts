@@ -48,36 +48,6 @@ export function listNetns(): NetnsRef[] {
   return [...byInode].map(([inode, path]) => ({ inode, path }));
 }
 
-/**
- * listNetns() remembered between sweeps: the walk of /proc costs about 1 ms of CPU per 100
- * processes. Callers relist when a path went away or an unknown namespace shows up.
- */
-export class NetnsDirectory {
-  private refs: NetnsRef[] | null = null;
-  private inodes = new Set<number>();
-  /** Not found by a listing made after they were asked for: no process or mount holds them
-   * (e.g. only an orphaned socket does), so listing again would not find them either. */
-  private readonly unreachable = new Set<number>();
-
-  list(): NetnsRef[] {
-    return this.refs ?? this.relist();
-  }
-
-  /** Listed, or known not to be listable. */
-  known(inode: number): boolean {
-    return this.inodes.has(inode) || this.unreachable.has(inode);
-  }
-
-  /** Lists again; returns the refs of `wanted` found, and gives up on the others. */
-  relist(wanted?: ReadonlySet<number>): NetnsRef[] {
-    this.refs = listNetns();
-    this.inodes = new Set(this.refs.map((n) => n.inode));
-    if (!wanted) return this.refs;
-    for (const i of wanted) if (!this.inodes.has(i)) this.unreachable.add(i);
-    return this.refs.filter((n) => wanted.has(n.inode));
-  }
-}
-
 /** Kernel timestamps are CLOCK_MONOTONIC, which is also what process.hrtime reads. */
 export function monoUsToEpochMs(monoUs: number): number {
   return monoToEpochConverter()(monoUs);

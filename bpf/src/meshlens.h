@@ -115,6 +115,9 @@ struct ml_sock {
 	__u32 hist_cnt[ML_HIST_SLOTS];
 	/* Samples counted in ml_hist_spill under this socket's cookie instead. */
 	__u32 hist_spilled;
+	/* The kernel's struct tcp_sock, for ml_refresh only, which reads it through a
+	 * fault-safe cast and only while it still carries this entry's cookie. */
+	__u64 sk;
 };
 
 /* Value of ml_hist_spill: the full histogram, for sockets that outgrew their slots. */

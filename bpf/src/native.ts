@@ -47,15 +47,13 @@ export interface NativeProbes {
     spillValues: Buffer;
     spillCount: number;
     spillValueSize: number;
-    /** Distinct network namespaces of the open sockets read, before any netns filter. */
-    openNetns: number[];
     /** Sockets of the namespaces asked for, including those `since` left out. */
     inScope: number;
   };
   deleteSockets(keys: Buffer): number;
   startEvents(cb: (records: Buffer[]) => void): void;
   adopt(netnsPaths: string[]): IterReport[];
-  refresh(netnsPaths: string[]): IterReport[];
+  refresh(): void;
   programStats(timing?: boolean): ProgramStats[];
   close(): void;
 }

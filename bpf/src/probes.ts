@@ -1,6 +1,6 @@
 /** openProbes(): load, attach and read the meshlens kernel programs. */
 import { Decoders, type ProbeEvent, type SocketStats } from './decode.js';
-import { cgroup2Mount, monoNowUs, NetnsDirectory, type NetnsRef } from './host.js';
+import { cgroup2Mount, listNetns, monoNowUs, type NetnsRef } from './host.js';
 import { loadNative, OBJECT_PATH, type IterReport, type NativeProbes, type ProgramStats } from './native.js';
 
 export interface ProbeOptions {
@@ -29,13 +29,13 @@ export interface ReadOptions {
   /** Remove the closed sockets read from the kernel map. Default false. */
   deleteClosed?: boolean;
   /**
-   * Bring every open socket's counters up to date first (the ml_refresh iterator in each
-   * namespace read). Default true: the kernel refreshes them otherwise only at state
+   * Bring every open socket's counters up to date first (the ml_refresh iterator over every
+   * tracked socket). Default true: the kernel refreshes them otherwise only at state
    * changes, so without this an open socket shows its counters as of its last state change.
    */
   refresh?: boolean;
   /**
-   * Only these network namespaces: refreshed and returned; closed sockets of any other are
+   * Only these network namespaces' sockets are returned; closed sockets of any other are
    * deleted from the map (nobody reads them). Default: every namespace on the host.
    */
   netns?: readonly NetnsRef[];
@@ -139,7 +139,6 @@ class ProbesImpl implements Probes {
   private readonly decoders: Decoders;
   private readonly listeners = new Set<(e: ProbeEvent) => void>();
   private readonly onClose = new Set<() => void>();
-  private readonly netns = new NetnsDirectory();
   private readonly canRefresh: boolean;
 
   constructor(
@@ -206,43 +205,9 @@ class ProbesImpl implements Probes {
   }
 
   scanSocketStats(opts: ReadOptions = {}): SocketScan {
-    const deleteClosed = opts.deleteClosed ?? false;
-    const scope = opts.netns?.map((n) => n.inode) ?? null;
-    const read = (del: boolean) => this.native.readSockets(del, scope, opts.since);
-    if (!((opts.refresh ?? true) && this.canRefresh)) return this.scan(read(deleteClosed), monoNowUs() - STAMP_LAG_US);
-    this.refresh(opts.netns ?? this.netns.list());
+    if ((opts.refresh ?? true) && this.canRefresh) this.native.refresh();
     const readUs = monoNowUs() - STAMP_LAG_US;
-    if (opts.netns) return this.scan(read(deleteClosed), readUs);
-    // An open socket in a namespace created since the last listing was not refreshed: list
-    // again, refresh just those, and read once more. The first read deletes nothing, so
-    // the second still has every closed socket.
-    const first = read(false);
-    const unseen = new Set(first.openNetns.filter((i) => !this.netns.known(i)));
-    const fresh = unseen.size > 0 ? this.netns.relist(unseen) : [];
-    if (fresh.length === 0) {
-      if (deleteClosed) this.deleteClosed(first);
-      return this.scan(first, readUs);
-    }
-    this.refresh(fresh);
-    return this.scan(read(deleteClosed), readUs);
-  }
-
-  /** ml_refresh in each namespace; a path that went away is looked up again once. */
-  private refresh(refs: readonly NetnsRef[]): void {
-    const reports = this.native.refresh(refs.map((n) => n.path));
-    const gone = new Set(refs.filter((_, i) => reports[i]!.gone).map((n) => n.inode));
-    if (gone.size > 0) this.native.refresh(this.netns.relist(gone).map((n) => n.path));
-  }
-
-  private deleteClosed(raw: RawRead): void {
-    const keys: number[] = [];
-    for (let i = 0; i < raw.count; i++) {
-      if (this.decoders.socketClosed(raw.values, i * raw.valueSize)) keys.push(readCookie(raw.keys, i * 8));
-    }
-    this.deleteSockets(keys);
-  }
-
-  private scan(raw: RawRead, readUs: number): SocketScan {
+    const raw = this.native.readSockets(opts.deleteClosed ?? false, opts.netns?.map((n) => n.inode) ?? null, opts.since);
     const decoders = this.decoders;
     return { count: raw.count, inScope: raw.inScope, readUs, [Symbol.iterator]: () => decodeSockets(raw, decoders) };
   }
@@ -270,7 +235,7 @@ class ProbesImpl implements Probes {
 
   adoptExisting(): AdoptReport[] {
     if (!this.attachments.some((a) => a.program === 'ml_adopt' && a.attached)) return [];
-    this.adopted = this.native.adopt(this.netns.relist().map((n) => n.path));
+    this.adopted = this.native.adopt(listNetns().map((n) => n.path));
     return this.adopted;
   }
 
