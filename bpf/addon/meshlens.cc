@@ -539,8 +539,8 @@ class Probes : public Napi::ObjectWrap<Probes> {
     return env_.Undefined();
   }
 
-  // adopt(netnsPaths[]) / refresh(netnsPaths[]) -> [{ path, ok, gone, error }]: run ml_adopt
-  // (sockets opened before attach) resp. ml_refresh (counters of open sockets, as of now).
+  // adopt(netnsPaths[]) -> [{ path, ok, gone, error }]: ml_adopt (sockets opened before
+  // attach) in each namespace.
   Napi::Value Adopt(const Napi::CallbackInfo &info) { return RunIter(info, "ml_adopt"); }
 
   int IterLinkFd(const char *program) {

@@ -209,7 +209,6 @@ export class Decoders {
   private readonly kinds: Map<number, string>;
   readonly counterNames: Map<number, string>;
   private readonly decodeSockFn: (b: Buffer, base: number, cookie: number, spill?: SpillRef) => SocketStats;
-  private readonly sockClosedFn: (b: Buffer, base: number) => boolean;
   private readonly decodeTcpFn: (b: Buffer) => TcpEvent;
   private readonly decodeDnsFn: (b: Buffer) => DnsPacketEvent;
   private readonly kindOffset: number;
@@ -258,7 +257,6 @@ export class Decoders {
       state: s.scalar('state', 'u8'),
       flags: s.scalar('flags', 'u8'),
     };
-    this.sockClosedFn = (b, base) => (f.flags(b, base) & CLOSED) !== 0;
     const slotIdx = s.array('hist_idx', 2);
     const slotCnt = s.array('hist_cnt', 4);
     const spillS = readStruct(native, 'ml_hist');
@@ -409,11 +407,6 @@ export class Decoders {
   /** One ml_socks value; `spill` is the socket's ml_hist_spill value when it has one. */
   socket(b: Buffer, base: number, cookie: number, spill?: SpillRef): SocketStats {
     return this.decodeSockFn(b, base, cookie, spill);
-  }
-
-  /** Whether the ml_socks value at `base` is a closed socket's, without decoding it. */
-  socketClosed(b: Buffer, base: number): boolean {
-    return this.sockClosedFn(b, base);
   }
 
   /** One ring-buffer record; null for a kind this decoder does not know (newer object). */
