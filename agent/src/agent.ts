@@ -133,7 +133,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   const scope = new Map(cfg.netns.map((n) => [statSync(netnsPath(n)).ino, netnsPath(n)]));
   const inScope = (netns: number) => scope.size === 0 || scope.has(netns);
   // Scoped, the probes hand over and decode only these namespaces' sockets.
-  const readScope = scope.size ? { netns: [...scope].map(([inode, path]) => ({ inode, path })) } : {};
+  const readScope = scope.size ? { netns: [...scope.keys()] } : {};
 
   // Kafka first: if it is configured but unreachable we still start (and spool), but the
   // partition counts must be known, so a first contact is attempted here.

@@ -38,7 +38,7 @@ export interface NativeProbes {
   enumValues(name: string): Record<string, number>;
   setConfig(index: number, value: number): void;
   readCounters(): number[];
-  readSockets(deleteClosed: boolean, netns?: number[] | null, since?: { updatedUs: number; openedUs: number }): {
+  readSockets(deleteClosed: boolean, netns?: readonly number[] | null, since?: { updatedUs: number; openedUs: number }): {
     keys: Buffer;
     values: Buffer;
     count: number;

@@ -1,6 +1,6 @@
 /** openProbes(): load, attach and read the meshlens kernel programs. */
 import { Decoders, type ProbeEvent, type SocketStats } from './decode.js';
-import { cgroup2Mount, listNetns, monoNowUs, type NetnsRef } from './host.js';
+import { cgroup2Mount, listNetns, monoNowUs } from './host.js';
 import { loadNative, OBJECT_PATH, type IterReport, type NativeProbes, type ProgramStats } from './native.js';
 
 export interface ProbeOptions {
@@ -35,10 +35,10 @@ export interface ReadOptions {
    */
   refresh?: boolean;
   /**
-   * Only these network namespaces' sockets are returned; closed sockets of any other are
-   * deleted from the map (nobody reads them). Default: every namespace on the host.
+   * Only the sockets of these network namespaces (inode numbers) are returned; closed sockets
+   * of any other are deleted from the map (nobody reads them). Default: every namespace.
    */
-  netns?: readonly NetnsRef[];
+  netns?: readonly number[];
   /**
    * Only the open sockets that may have changed since an earlier read: updated (counters
    * moved or state changed) at or after `updatedUs`, or opened at or after `openedUs`
@@ -207,7 +207,7 @@ class ProbesImpl implements Probes {
   scanSocketStats(opts: ReadOptions = {}): SocketScan {
     if ((opts.refresh ?? true) && this.canRefresh) this.native.refresh();
     const readUs = monoNowUs() - STAMP_LAG_US;
-    const raw = this.native.readSockets(opts.deleteClosed ?? false, opts.netns?.map((n) => n.inode) ?? null, opts.since);
+    const raw = this.native.readSockets(opts.deleteClosed ?? false, opts.netns ?? null, opts.since);
     const decoders = this.decoders;
     return { count: raw.count, inScope: raw.inScope, readUs, [Symbol.iterator]: () => decodeSockets(raw, decoders) };
   }
