@@ -14,8 +14,9 @@
 // floor) can join the same rounds for an A/B comparison:
 //   PROBES_BENCH_OBJECTS=old=/tmp/old.bpf.o[,name=path...] \
 //     node --import tsx bench/probes.bench.ts [rounds=15] [connections=5000] [megabytes=1000] [open=1000]
-// Last, what moved off the data path costs at the sweep: readSocketStats() with and without
-// the counter refresh (ml_refresh over every tracked socket), with `open` idle connections held.
+// Last, what moved off the data path costs at the sweep: readSocketStats() (ml_read, which
+// refreshes every tracked socket as it reads it) with and without the refresh, and as the
+// agent reads (only what changed since the previous read), with `open` idle connections held.
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,7 +24,7 @@ import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openProbes, type Probes, type ProgramStats } from '@meshlens/bpf';
+import { openProbes, type Probes, type ProgramStats, type ReadOptions } from '@meshlens/bpf';
 
 const [rounds = 15, conns = 5000, mb = 1000, openConns = 1000] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), 'mlbpf-bench-'));
@@ -137,21 +138,33 @@ async function sweepCost(side: Side): Promise<string> {
       clients.push(c);
     }
     const reads = 20;
-    const cpuMsPerRead = (refresh: boolean) => {
+    let readUs = 0;
+    const cpuMsPerRead = (opts: () => ReadOptions) => {
       const t0 = process.cpuUsage();
-      for (let i = 0; i < reads; i++) probes.readSocketStats({ refresh });
+      for (let i = 0; i < reads; i++) {
+        const scan = probes.scanSocketStats(opts());
+        Array.from(scan); // decoded, as a reader would
+        readUs = scan.readUs;
+      }
       const t = process.cpuUsage(t0);
       return (t.user + t.system) / 1000 / reads;
     };
-    cpuMsPerRead(true); // warm-up, as a long-running reader would be
-    const stat = () => probes.programStats().find((x) => x.program === 'ml_refresh')!;
+    // As the agent reads: only what changed since its previous read.
+    const sweep = (): ReadOptions => ({ since: { updatedUs: readUs, openedUs: readUs } });
+    cpuMsPerRead(() => ({})); // warm-up, as a long-running reader would be
+    const stat = () => probes.programStats().find((x) => x.program === 'ml_read');
     stat();
     const s0 = stat();
-    const withRefresh = cpuMsPerRead(true);
+    const full = cpuMsPerRead(() => ({}));
     const s1 = stat();
-    const without = cpuMsPerRead(false);
-    const calls = (s1.runCount - s0.runCount) / reads;
-    return `sweep (${side.name}): ${openConns} idle connections held, ${probes.readSocketStats({ refresh: false }).length} sockets in the map: readSocketStats() ${withRefresh.toFixed(2)} ms CPU with the refresh, ${without.toFixed(2)} without; ml_refresh ${calls.toFixed(0)} calls x ${((s1.runTimeNs - s0.runTimeNs) / reads / calls).toFixed(0)} ns per read (every tracked socket)`;
+    const unrefreshed = cpuMsPerRead(() => ({ refresh: false }));
+    const changed = cpuMsPerRead(sweep);
+    const perCall = s0 && s1 ? `; ml_read ${((s1.runCount - s0.runCount) / reads).toFixed(0)} calls x ${((s1.runTimeNs - s0.runTimeNs) / (s1.runCount - s0.runCount)).toFixed(0)} ns per read` : '; no ml_read in this object';
+    return (
+      `sweep (${side.name}): ${openConns} idle connections held, ${probes.readSocketStats({ refresh: false }).length} sockets in the map: ` +
+      `readSocketStats() ${full.toFixed(2)} ms CPU per read, ${unrefreshed.toFixed(2)} without the refresh, ` +
+      `${changed.toFixed(2)} reading only what changed since the previous read (as the agent does)${perCall}`
+    );
   } finally {
     for (const c of clients) c.destroy();
     server.close();

@@ -1,7 +1,7 @@
 // libbpf binding for meshlens: load with per-program degradation, attach, ring-buffer
-// delivery on the libuv loop, batched socket-map reads, counters, BTF layouts, and the
-// per-network-namespace iterators that adopt sockets opened before attach and refresh
-// the counters of open sockets before a read.
+// delivery on the libuv loop, socket-map reads (through the ml_read iterator, which also
+// refreshes open sockets' counters), counters, BTF layouts, and the per-network-namespace
+// iterator that adopts sockets opened before attach.
 #include <napi.h>
 #include <uv.h>
 
@@ -86,7 +86,6 @@ class Probes : public Napi::ObjectWrap<Probes> {
                         InstanceMethod("deleteSockets", &Probes::DeleteSockets),
                         InstanceMethod("startEvents", &Probes::StartEvents),
                         InstanceMethod("adopt", &Probes::Adopt),
-                        InstanceMethod("refresh", &Probes::Refresh),
                         InstanceMethod("programStats", &Probes::ProgramStats),
                         InstanceMethod("close", &Probes::Close)});
   }
@@ -129,6 +128,9 @@ class Probes : public Napi::ObjectWrap<Probes> {
   // have a spill entry to delete with them (a closed socket spills no more), so deleting
   // the rest's is not tried key by key.
   std::unordered_set<__u64> spilled_;
+  // A read's buffers, kept between reads: sized afresh each time, they were page faults.
+  std::vector<uint8_t> stream_, values_;
+  std::vector<__u64> keys_;
 
   // Opens the object with only `enabled` programs autoloaded (all when empty) and loads it.
   int TryLoad(const std::string &path, const std::set<std::string> *enabled, bpf_object **out) {
@@ -218,7 +220,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
     g_log.clear();
   }
 
-  // A map-element iterator (ml_refresh) walks the socket map; the others (iter/tcp) walk the
+  // A map-element iterator (ml_read) walks the socket map; the others (iter/tcp) walk the
   // sockets of the namespace they are read in.
   bpf_link *AttachIter(bpf_program *p) {
     if (strcmp(bpf_program__section_name(p), "iter/bpf_map_elem") != 0) return bpf_program__attach_iter(p, nullptr);
@@ -334,10 +336,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
   }
 
   Napi::Value SetConfig(const Napi::CallbackInfo &info) {
-    __u32 key = info[0].As<Napi::Number>().Uint32Value();
-    __u64 val = static_cast<__u64>(info[1].As<Napi::Number>().Int64Value());
-    if (bpf_map_update_elem(MapFd("ml_config"), &key, &val, BPF_ANY))
-      throw Napi::Error::New(env_, std::string("config update: ") + strerror(errno));
+    Config(info[0].As<Napi::Number>().Uint32Value(), static_cast<__u64>(info[1].As<Napi::Number>().Int64Value()));
     return env_.Undefined();
   }
 
@@ -383,12 +382,44 @@ class Probes : public Napi::ObjectWrap<Probes> {
     }
   }
 
-  // readSockets(deleteClosed, netns?: number[] | null, since?: { updatedUs, openedUs }) ->
-  // { keys, values, count, valueSize, spillKeys, spillValues, spillCount, spillValueSize,
-  // inScope } (keys are u64 LE cookies). Sockets are read before their spilled
-  // histograms, so a sample spilled in between is in the histogram, not lost; the spilled
-  // histograms are looked up one by one for the sockets returned that say they have one
-  // (`hist_spilled`), not read as a whole map (a walk of all its 65,536 buckets at every
+  // Sets a parameter of the kernel side (enum ml_config).
+  void Config(__u32 key, __u64 val) {
+    if (bpf_map_update_elem(MapFd("ml_config"), &key, &val, BPF_ANY))
+      throw Napi::Error::New(env_, std::string("config update: ") + strerror(errno));
+  }
+
+  // The socket map as ml_read items into stream_: through ml_read where it attached (one
+  // pass that refreshes, leaves out idle sockets as headers, and hands the rest over), else
+  // every entry in full by batch lookup, as it stands.
+  void ReadSockStream(bool refresh, __u64 updated_since, __u64 opened_since) {
+    stream_.clear();
+    auto it = iter_links_.find("ml_read");
+    if (it != iter_links_.end()) {
+      Config(ML_CFG_READ_REFRESH, refresh);
+      Config(ML_CFG_READ_UPDATED_SINCE_NS, updated_since);
+      Config(ML_CFG_READ_OPENED_SINCE_NS, opened_since);
+      std::string error = DrainIter(bpf_link__fd(it->second), &stream_);
+      if (!error.empty()) throw Napi::Error::New(env_, "ml_read: " + error);
+      return;
+    }
+    std::vector<__u64> keys;
+    std::vector<uint8_t> values;
+    BatchRead(MapFd("ml_socks"), sizeof(struct ml_sock), keys, values);
+    for (size_t i = 0; i < keys.size(); i++) {
+      auto *s = reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock));
+      struct ml_read_item item = {keys[i], s->owner.netns, 1};
+      stream_.insert(stream_.end(), reinterpret_cast<uint8_t *>(&item), reinterpret_cast<uint8_t *>(&item + 1));
+      stream_.insert(stream_.end(), reinterpret_cast<uint8_t *>(s), reinterpret_cast<uint8_t *>(s + 1));
+    }
+  }
+
+  // readSockets(deleteClosed, netns?: number[] | null, since?: { updatedUs, openedUs },
+  // refresh = true) -> { keys, values, count, valueSize, spillKeys, spillValues, spillCount,
+  // spillValueSize, inScope } (keys are u64 LE cookies). `refresh`: counters as of now (see
+  // ml_read), not as of each socket's last state change. Sockets are read before their
+  // spilled histograms, so a sample spilled in between is in the histogram, not lost; the
+  // spilled histograms are looked up one by one for the sockets returned that say they have
+  // one (`hist_spilled`), not read as a whole map (a walk of all its 65,536 buckets at every
   // read, though most sockets never spill and most are left out by `since`). Closed sockets
   // are final once seen, so deleting them right after this read loses nothing. With `netns`,
   // only sockets of those network namespaces are returned (filtered here, before JS decodes
@@ -411,43 +442,46 @@ class Probes : public Napi::ObjectWrap<Probes> {
       updated_since = static_cast<__u64>(since.Get("updatedUs").As<Napi::Number>().DoubleValue()) * 1000;
       opened_since = static_cast<__u64>(since.Get("openedUs").As<Napi::Number>().DoubleValue()) * 1000;
     }
-    int fd = MapFd("ml_socks"), spill_fd = MapFd("ml_hist_spill");
-    std::vector<__u64> keys, spill_keys;
-    std::vector<uint8_t> values, spill_values;
-    BatchRead(fd, sizeof(struct ml_sock), keys, values);
+    bool refresh = info.Length() <= 3 || info[3].IsUndefined() || info[3].ToBoolean();
+    ReadSockStream(refresh, updated_since, opened_since);
+    int spill_fd = MapFd("ml_hist_spill");
+    keys_.clear();
+    values_.clear();
     spilled_.clear();
-    std::vector<__u64> gone;
-    size_t kept = 0, in_scope_count = 0;
-    for (size_t i = 0; i < keys.size(); i++) {
-      auto *s = reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock));
+    std::vector<__u64> gone, spill_keys;
+    std::vector<uint8_t> spill_values;
+    size_t in_scope_count = 0;
+    for (size_t at = 0; at + sizeof(struct ml_read_item) <= stream_.size();) {
+      struct ml_read_item item;
+      memcpy(&item, stream_.data() + at, sizeof(item));
+      at += sizeof(item);
+      bool in_scope = !filter || scope.count(item.netns) > 0;
+      in_scope_count += in_scope;
+      if (!item.full) continue;
+      auto *s = reinterpret_cast<const struct ml_sock *>(stream_.data() + at);
+      at += sizeof(struct ml_sock);
       bool closed = s->flags & ML_SOCK_CLOSED;
-      bool in_scope = !filter || scope.count(s->owner.netns) > 0;
-      if (s->hist_spilled) spilled_.insert(keys[i]);
-      if (closed && (delete_closed || !in_scope)) gone.push_back(keys[i]);
+      if (s->hist_spilled) spilled_.insert(item.cookie);
+      if (closed && (delete_closed || !in_scope)) gone.push_back(item.cookie);
       if (!in_scope) continue;
-      in_scope_count++;
+      // ml_read leaves these out itself; a batch lookup does not.
       if (changed_only && !closed && s->updated_ns < updated_since && s->opened_ns < opened_since) continue;
-      if (kept != i) {
-        keys[kept] = keys[i];
-        memmove(values.data() + kept * sizeof(struct ml_sock), s, sizeof(struct ml_sock));
-      }
-      kept++;
+      keys_.push_back(item.cookie);
+      values_.insert(values_.end(), reinterpret_cast<const uint8_t *>(s), reinterpret_cast<const uint8_t *>(s + 1));
     }
-    keys.resize(kept);
-    values.resize(kept * sizeof(struct ml_sock));
     struct ml_hist hist;
-    for (size_t i = 0; i < kept; i++) {
-      if (!reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock))->hist_spilled) continue;
-      if (bpf_map_lookup_elem(spill_fd, &keys[i], &hist)) continue;
-      spill_keys.push_back(keys[i]);
+    for (size_t i = 0; i < keys_.size(); i++) {
+      if (!reinterpret_cast<struct ml_sock *>(values_.data() + i * sizeof(struct ml_sock))->hist_spilled) continue;
+      if (bpf_map_lookup_elem(spill_fd, &keys_[i], &hist)) continue;
+      spill_keys.push_back(keys_[i]);
       spill_values.insert(spill_values.end(), reinterpret_cast<uint8_t *>(&hist), reinterpret_cast<uint8_t *>(&hist + 1));
     }
     Delete(gone);
     auto out = Napi::Object::New(env_);
     out.Set("inScope", static_cast<double>(in_scope_count));
-    out.Set("keys", Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<uint8_t *>(keys.data()), keys.size() * 8));
-    out.Set("values", Napi::Buffer<uint8_t>::Copy(env_, values.data(), values.size()));
-    out.Set("count", static_cast<double>(keys.size()));
+    out.Set("keys", Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<uint8_t *>(keys_.data()), keys_.size() * 8));
+    out.Set("values", Napi::Buffer<uint8_t>::Copy(env_, values_.data(), values_.size()));
+    out.Set("count", static_cast<double>(keys_.size()));
     out.Set("valueSize", static_cast<double>(sizeof(struct ml_sock)));
     out.Set("spillKeys", Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<uint8_t *>(spill_keys.data()), spill_keys.size() * 8));
     out.Set("spillValues", Napi::Buffer<uint8_t>::Copy(env_, spill_values.data(), spill_values.size()));
@@ -551,25 +585,19 @@ class Probes : public Napi::ObjectWrap<Probes> {
     return bpf_link__fd(found->second);
   }
 
-  // Runs one pass of an attached iterator (its programs do their work as it is read);
-  // "" or what failed.
-  static std::string DrainIter(int link_fd) {
+  // Runs one pass of an attached iterator (its programs do their work as it is read), keeping
+  // what they write in `out` if given; "" or what failed.
+  static std::string DrainIter(int link_fd, std::vector<uint8_t> *out = nullptr) {
     int it = bpf_iter_create(link_fd);
     if (it < 0) return "bpf_iter_create: " + std::string(strerror(errno));
-    char buf[4096];
+    // A read returns at most what fits the kernel's seq buffer (8 pages).
+    uint8_t buf[32768];
     ssize_t n;
-    while ((n = read(it, buf, sizeof buf)) > 0) {}
+    while ((n = read(it, buf, sizeof buf)) > 0)
+      if (out) out->insert(out->end(), buf, buf + n);
     std::string error = n < 0 ? "iterate: " + std::string(strerror(errno)) : "";
     ::close(it);
     return error;
-  }
-
-  // refresh(): ml_refresh over every tracked socket of every namespace, in this thread (a
-  // map's iterator has no namespace to join).
-  Napi::Value Refresh(const Napi::CallbackInfo &info) {
-    std::string error = DrainIter(IterLinkFd("ml_refresh"));
-    if (!error.empty()) throw Napi::Error::New(env_, "ml_refresh: " + error);
-    return env_.Undefined();
   }
 
   // An iter/tcp only walks the sockets of the network namespace it was created in, so one

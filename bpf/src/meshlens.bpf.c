@@ -17,10 +17,10 @@
  *    adopted socket (its first recvmsg); nothing else on the data path.
  *  - tp_btf/tcp_send_reset, tcp_receive_reset: resets.
  *  - iter/tcp: ml_adopt adopts sockets that were open before attach.
- *  - iter/bpf_map_elem over ml_socks: ml_refresh brings the counters of every open tracked
- *    socket up to date, run by user space just before it reads the map. Counters are
- *    otherwise refreshed only at state changes: a hook per recvmsg or per ACK kept them
- *    current at a cost paid by every connection.
+ *  - iter/bpf_map_elem over ml_socks: ml_read is user space's read of the map, which first
+ *    brings the counters of every open tracked socket up to date. Counters are otherwise
+ *    refreshed only at state changes: a hook per recvmsg or per ACK kept them current at a
+ *    cost paid by every connection.
  *  - cgroup_skb ingress/egress: DNS (port 53) packets, UDP and TCP.
  */
 #include "vmlinux.h"
@@ -126,11 +126,11 @@ static __always_inline void stat_inc(__u32 which)
 		*v += 1;
 }
 
-static __always_inline bool cfg_on(__u32 which)
+static __always_inline __u64 cfg_get(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&ml_config, &which);
 
-	return v && *v;
+	return v ? *v : 0;
 }
 
 static __always_inline struct sock *tp_sk(struct tcp_sock *tp)
@@ -414,7 +414,7 @@ int BPF_PROG(ml_state, struct sock *sk, int oldstate, int newstate)
 	} else if (newstate == TCP_CLOSE) {
 		s = bpf_map_lookup_elem(&ml_socks, &cookie);
 		if (s && (s->flags & ML_SOCK_CLOSED)) {
-			if (cfg_on(ML_CFG_LIFECYCLE_EVENTS))
+			if (cfg_get(ML_CFG_LIFECYCLE_EVENTS))
 				emit_tcp(ML_EV_CLOSE, cookie, s, 0, now);
 			return 0;
 		}
@@ -430,7 +430,7 @@ int BPF_PROG(ml_state, struct sock *sk, int oldstate, int newstate)
 				return 0;
 			server_established(s, tp, now);
 		}
-		if (cfg_on(ML_CFG_LIFECYCLE_EVENTS))
+		if (cfg_get(ML_CFG_LIFECYCLE_EVENTS))
 			emit_tcp(ML_EV_OPEN, cookie, s, 0, now);
 		return 0;
 	}
@@ -466,9 +466,9 @@ int BPF_PROG(ml_state, struct sock *sk, int oldstate, int newstate)
 	}
 	if (newstate == TCP_CLOSE) {
 		mark_closed(s, now);
-		if (cfg_on(ML_CFG_LIFECYCLE_EVENTS))
+		if (cfg_get(ML_CFG_LIFECYCLE_EVENTS))
 			emit_tcp(ML_EV_CLOSE, cookie, s, 0, now);
-	} else if (cfg_on(ML_CFG_LIFECYCLE_EVENTS)) {
+	} else if (cfg_get(ML_CFG_LIFECYCLE_EVENTS)) {
 		emit_tcp(ML_EV_OPEN, cookie, s, 0, now);
 	}
 	return 0;
@@ -606,7 +606,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		}
 		return 1;
 	}
-	/* Per-round-trip path: samples only. Counters are refreshed by ml_refresh at read time. */
+	/* Per-round-trip path: samples only. Counters are refreshed by ml_read at read time. */
 	s = bpf_map_lookup_elem(&ml_socks, &cookie);
 	if (!s) {
 		s = sock_create(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL, tp);
@@ -636,7 +636,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
  * listener's owner copied at accept is unknown when the listener predates the probes (the
  * usual case on a node the agent joins late) and is the parent, not the worker, in pre-fork
  * servers. Only a socket still marked provisional does any work, once; every other call is a
- * lookup (the counters are ml_refresh's job). */
+ * lookup (the counters are ml_read's job). */
 SEC("tp_btf/tcp_rcv_space_adjust")
 int BPF_PROG(ml_rcv, struct sock *sk)
 {
@@ -754,8 +754,8 @@ int ml_adopt(struct bpf_iter__tcp *ctx)
 }
 
 /* Whether a socket that sent its FIN is being processed right now: its lock held, by a
- * softirq or by its process. ml_refresh runs without that lock (the tcp iterator it used to be
- * took it), so it could catch a close half done: the peer's FIN counted, the CLOSE it brings
+ * softirq or by its process. ml_read refreshes without that lock (the tcp iterator the
+ * refresh used to be took it), so it could catch a close half done: the peer's FIN counted, the CLOSE it brings
  * in the same softirq not yet. Read then, the socket's closing traffic went into the record
  * before its close and the close carried nothing, while the peer's closing traffic went with
  * its own close, a slot later: a one-sided pair (1 run in 4 of agent close-records.test.ts).
@@ -769,32 +769,54 @@ static __always_inline bool closing_midway(struct sock *sk)
 	return sk->sk_lock.owned || sk->sk_lock.slock.rlock.raw_lock.val.counter;
 }
 
-/* Run right before user space reads the map: counters as of now for every open tracked
- * socket of every namespace, receive-only ones included, without a hook on the data path.
- * It walks ml_socks itself, and reaches each socket through the pointer its entry keeps: an
- * iter/tcp instead visits every bucket of the established hash (262,144 on a 24 GB host,
- * shared by all namespaces unless tcp_child_ehash_entries is set) and every TIME_WAIT
- * socket, once per namespace (bench/RESULTS.md, issue 4). The pointer is read with a
- * fault-safe cast. TCP sockets' memory is SLAB_TYPESAFE_BY_RCU, so a socket freed under a
- * stale entry (its close missed) is at worst another TCP socket, with another cookie.
- * Creates nothing and leaves closed entries alone: their values are final. An entry whose
- * counters did not move keeps its updated_ns, so a reader can skip the sockets that were
- * idle since its previous read (readSockets' `since`). */
+/* Counters as of now for an open tracked socket, receive-only ones included, without a hook
+ * on the data path. The socket is reached through the pointer its entry keeps, read with a
+ * fault-safe cast: TCP sockets' memory is SLAB_TYPESAFE_BY_RCU, so a socket freed under a
+ * stale entry (its close missed) is at worst another TCP socket, with another cookie. An
+ * entry whose counters did not move keeps its updated_ns, so that the read can leave out
+ * the sockets that were idle since the reader's previous one. */
+static __always_inline void refresh_open(struct ml_sock *s, __u64 cookie)
+{
+	struct tcp_sock *tp;
+
+	if ((s->flags & ML_SOCK_CLOSED) || !s->sk)
+		return;
+	tp = bpf_rdonly_cast((void *)s->sk, bpf_core_type_id_kernel(struct tcp_sock));
+	if (tp_sk(tp)->__sk_common.skc_cookie.counter != cookie || !counters_moved(s, tp))
+		return;
+	if (closing_midway(tp_sk(tp)))
+		return;
+	refresh(s, tp, bpf_ktime_get_ns());
+}
+
+/* User space's one read of the socket map: a single pass over ml_socks (every namespace, on
+ * the reader's thread) that refreshes each open socket and hands it over. An iter/tcp
+ * instead visits every bucket of the established hash (262,144 on a 24 GB host, shared by
+ * all namespaces unless tcp_child_ehash_entries is set) and every TIME_WAIT socket, once per
+ * namespace; a batch lookup after the refresh walked the map's 65,536 buckets a second
+ * time, taking each bucket's lock (bench/RESULTS.md, issue 4). A socket that did nothing
+ * since the reader's previous read costs a 16-byte header instead of its whole entry, which
+ * is what makes a read of many idle sockets cheap. Creates nothing and deletes nothing;
+ * closed entries are final and always handed over in full. */
 SEC("iter/bpf_map_elem")
-int ml_refresh(struct bpf_iter__bpf_map_elem *ctx)
+int ml_read(struct bpf_iter__bpf_map_elem *ctx)
 {
 	struct ml_sock *s = ctx->value;
 	__u64 *cookie = ctx->key;
-	struct tcp_sock *tp;
+	struct ml_read_item item = {};
 
-	if (!s || !cookie || (s->flags & ML_SOCK_CLOSED) || !s->sk)
+	if (!s || !cookie)
 		return 0;
-	tp = bpf_rdonly_cast((void *)s->sk, bpf_core_type_id_kernel(struct tcp_sock));
-	if (tp_sk(tp)->__sk_common.skc_cookie.counter != *cookie || !counters_moved(s, tp))
+	if (cfg_get(ML_CFG_READ_REFRESH))
+		refresh_open(s, *cookie);
+	item.cookie = *cookie;
+	item.netns = s->owner.netns;
+	item.full = (s->flags & ML_SOCK_CLOSED) || s->updated_ns >= cfg_get(ML_CFG_READ_UPDATED_SINCE_NS) ||
+		    s->opened_ns >= cfg_get(ML_CFG_READ_OPENED_SINCE_NS);
+	if (bpf_seq_write(ctx->meta->seq, &item, sizeof(item)))
 		return 0;
-	if (closing_midway(tp_sk(tp)))
-		return 0;
-	refresh(s, tp, bpf_ktime_get_ns());
+	if (item.full)
+		bpf_seq_write(ctx->meta->seq, s, sizeof(*s));
 	return 0;
 }
 

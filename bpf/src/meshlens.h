@@ -1,7 +1,8 @@
 /*
  * Data shared by the kernel programs and user space. The TypeScript decoder reads these
  * layouts from the compiled object's BTF at run time, so field order may change freely;
- * the addon includes this header only for the socket-map flags it filters on.
+ * the addon includes this header only for the socket-map flags it filters on and for the
+ * read items it parses (struct ml_read_item, which no TypeScript decodes).
  * Needs __u8.. __u64 from vmlinux.h or <linux/types.h>.
  */
 #ifndef MESHLENS_H
@@ -63,7 +64,23 @@ enum ml_stat {
 enum ml_config {
 	/* Non-zero: send open/close events too (the socket map already carries both). */
 	ML_CFG_LIFECYCLE_EVENTS,
+	/* Parameters of the next read of the socket map through ml_read, set by the reader just
+	 * before it. Non-zero: bring open sockets' counters up to date first. */
+	ML_CFG_READ_REFRESH,
+	/* CLOCK_MONOTONIC ns: an open socket updated before the first and opened before the
+	 * second did nothing since the reader's previous read, and is handed over as a header
+	 * only. Both 0: every socket in full. */
+	ML_CFG_READ_UPDATED_SINCE_NS,
+	ML_CFG_READ_OPENED_SINCE_NS,
 	ML_CFG_MAX,
+};
+
+/* What ml_read writes per socket-map entry: this header, then the entry's struct ml_sock
+ * when `full`. */
+struct ml_read_item {
+	__u64 cookie;
+	__u32 netns;
+	__u32 full;
 };
 
 struct ml_owner {
@@ -89,7 +106,7 @@ struct ml_sock {
 	__u64 opened_ns;
 	__u64 closed_ns;
 	/* When the counters below were last read from the socket: a state change, or the
-	 * ml_refresh run that precedes a read of the map. */
+	 * ml_read pass that is a read of the map. */
 	__u64 updated_ns;
 	__u64 bytes_sent;
 	__u64 bytes_received;
@@ -115,7 +132,7 @@ struct ml_sock {
 	__u32 hist_cnt[ML_HIST_SLOTS];
 	/* Samples counted in ml_hist_spill under this socket's cookie instead. */
 	__u32 hist_spilled;
-	/* The kernel's struct tcp_sock, for ml_refresh only, which reads it through a
+	/* The kernel's struct tcp_sock, for ml_read only, which reads it through a
 	 * fault-safe cast and only while it still carries this entry's cookie. */
 	__u64 sk;
 };

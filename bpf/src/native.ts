@@ -38,7 +38,12 @@ export interface NativeProbes {
   enumValues(name: string): Record<string, number>;
   setConfig(index: number, value: number): void;
   readCounters(): number[];
-  readSockets(deleteClosed: boolean, netns?: readonly number[] | null, since?: { updatedUs: number; openedUs: number }): {
+  readSockets(
+    deleteClosed: boolean,
+    netns?: readonly number[] | null,
+    since?: { updatedUs: number; openedUs: number } | null,
+    refresh?: boolean,
+  ): {
     keys: Buffer;
     values: Buffer;
     count: number;
@@ -53,7 +58,6 @@ export interface NativeProbes {
   deleteSockets(keys: Buffer): number;
   startEvents(cb: (records: Buffer[]) => void): void;
   adopt(netnsPaths: string[]): IterReport[];
-  refresh(): void;
   programStats(timing?: boolean): ProgramStats[];
   close(): void;
 }

@@ -29,9 +29,10 @@ export interface ReadOptions {
   /** Remove the closed sockets read from the kernel map. Default false. */
   deleteClosed?: boolean;
   /**
-   * Bring every open socket's counters up to date first (the ml_refresh iterator over every
-   * tracked socket). Default true: the kernel refreshes them otherwise only at state
-   * changes, so without this an open socket shows its counters as of its last state change.
+   * Bring every open socket's counters up to date as it is read (ml_read, the iterator over
+   * the socket map that is the read). Default true: the kernel refreshes them otherwise
+   * only at state changes, so without this an open socket shows its counters as of its
+   * last state change.
    */
   refresh?: boolean;
   /**
@@ -139,14 +140,12 @@ class ProbesImpl implements Probes {
   private readonly decoders: Decoders;
   private readonly listeners = new Set<(e: ProbeEvent) => void>();
   private readonly onClose = new Set<() => void>();
-  private readonly canRefresh: boolean;
 
   constructor(
     private readonly native: NativeProbes,
     opts: ProbeOptions,
   ) {
     this.attachments = native.attachments();
-    this.canRefresh = this.attachments.some((a) => a.program === 'ml_refresh' && a.attached);
     this.decoders = new Decoders(native);
     if (opts.lifecycleEvents) native.setConfig(CFG_LIFECYCLE, 1);
     native.startEvents((records) => this.deliver(records));
@@ -205,9 +204,10 @@ class ProbesImpl implements Probes {
   }
 
   scanSocketStats(opts: ReadOptions = {}): SocketScan {
-    if ((opts.refresh ?? true) && this.canRefresh) this.native.refresh();
+    // Before the pass: a socket it refreshes is stamped later than this, and one it passed
+    // before a change is read again next time.
     const readUs = monoNowUs() - STAMP_LAG_US;
-    const raw = this.native.readSockets(opts.deleteClosed ?? false, opts.netns ?? null, opts.since);
+    const raw = this.native.readSockets(opts.deleteClosed ?? false, opts.netns ?? null, opts.since ?? null, opts.refresh ?? true);
     const decoders = this.decoders;
     return { count: raw.count, inScope: raw.inScope, readUs, [Symbol.iterator]: () => decodeSockets(raw, decoders) };
   }

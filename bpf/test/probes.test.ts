@@ -59,7 +59,7 @@ describe('probes on loopback', () => {
 
   test('every program loads and attaches on this kernel, and the report says what each is', () => {
     const byProgram = Object.fromEntries(probes.attachments.map((a) => [a.program, a]));
-    for (const name of ['ml_state', 'ml_sockops', 'ml_rcv', 'ml_refresh', 'ml_rst_out', 'ml_rst_in', 'ml_adopt', 'ml_dns_egress', 'ml_dns_ingress']) {
+    for (const name of ['ml_state', 'ml_sockops', 'ml_rcv', 'ml_read', 'ml_rst_out', 'ml_rst_in', 'ml_adopt', 'ml_dns_egress', 'ml_dns_ingress']) {
       assert.deepEqual({ name, loaded: byProgram[name]?.loaded, attached: byProgram[name]?.attached, error: byProgram[name]?.error }, { name, loaded: true, attached: true, error: null });
     }
     assert.equal(byProgram.ml_sockops!.section, 'sockops');
