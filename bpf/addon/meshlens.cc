@@ -128,9 +128,13 @@ class Probes : public Napi::ObjectWrap<Probes> {
   // have a spill entry to delete with them (a closed socket spills no more), so deleting
   // the rest's is not tried key by key.
   std::unordered_set<__u64> spilled_;
-  // A read's buffers, kept between reads: sized afresh each time, they were page faults.
-  std::vector<uint8_t> stream_, values_;
-  std::vector<__u64> keys_;
+  // A read's buffers, kept between reads. Allocated afresh at every read, the one JS decodes
+  // was external memory that V8 counts against the old generation's limit until a
+  // mark-compact frees it: ~1.4 MB per agent sweep brought on a full GC every ~5 sweeps
+  // (bench/RESULTS.md, issue 4); the C++ ones were page faults.
+  std::vector<uint8_t> stream_, spills_;
+  std::vector<size_t> picked_;
+  Napi::Reference<Napi::ArrayBuffer> out_;
 
   // Opens the object with only `enabled` programs autoloaded (all when empty) and loads it.
   int TryLoad(const std::string &path, const std::set<std::string> *enabled, bpf_object **out) {
@@ -245,6 +249,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
     if (cgroup_fd_ >= 0) ::close(cgroup_fd_), cgroup_fd_ = -1;
     if (stats_fd_ >= 0) ::close(stats_fd_), stats_fd_ = -1;
     if (!on_events_.IsEmpty()) on_events_.Reset();
+    if (!out_.IsEmpty()) out_.Reset();
   }
 
   void RequireOpen() {
@@ -414,19 +419,21 @@ class Probes : public Napi::ObjectWrap<Probes> {
   }
 
   // readSockets(deleteClosed, netns?: number[] | null, since?: { updatedUs, openedUs },
-  // refresh = true) -> { keys, values, count, valueSize, spillKeys, spillValues, spillCount,
-  // spillValueSize, inScope } (keys are u64 LE cookies). `refresh`: counters as of now (see
-  // ml_read), not as of each socket's last state change. Sockets are read before their
-  // spilled histograms, so a sample spilled in between is in the histogram, not lost; the
-  // spilled histograms are looked up one by one for the sockets returned that say they have
-  // one (`hist_spilled`), not read as a whole map (a walk of all its 65,536 buckets at every
-  // read, though most sockets never spill and most are left out by `since`). Closed sockets
-  // are final once seen, so deleting them right after this read loses nothing. With `netns`,
-  // only sockets of those network namespaces are returned (filtered here, before JS decodes
-  // anything), and closed ones of other namespaces are deleted: nobody will ever be handed
-  // them. With `since`, an open socket is returned only if it was updated at or after
-  // `updatedUs` or opened at or after `openedUs` (CLOCK_MONOTONIC): an idle socket costs JS
-  // nothing. `inScope`: the sockets of those namespaces in the map, returned or not.
+  // refresh = true) -> { buf, count, valueSize, spillsAt, spillCount, spillValueSize,
+  // inScope }: `buf` (an ArrayBuffer, see OutBuffer) holds `count` sockets as [u64 cookie,
+  // struct ml_sock], then from `spillsAt` `spillCount` spilled histograms as [u64 cookie,
+  // struct ml_hist]. `refresh`: counters as of now (see ml_read), not as of each socket's
+  // last state change. Sockets are read before their spilled histograms, so a sample
+  // spilled in between is in the histogram, not lost; the spilled histograms are looked up
+  // one by one for the sockets returned that say they have one (`hist_spilled`), not read as
+  // a whole map (a walk of all its 65,536 buckets at every read, though most sockets never
+  // spill and most are left out by `since`). Closed sockets are final once seen, so deleting
+  // them right after this read loses nothing. With `netns`, only sockets of those network
+  // namespaces are returned (filtered here, before JS decodes anything), and closed ones of
+  // other namespaces are deleted: nobody will ever be handed them. With `since`, an open
+  // socket is returned only if it was updated at or after `updatedUs` or opened at or after
+  // `openedUs` (CLOCK_MONOTONIC): an idle socket costs JS nothing. `inScope`: the sockets of
+  // those namespaces in the map, returned or not.
   Napi::Value ReadSockets(const Napi::CallbackInfo &info) {
     bool delete_closed = info[0].ToBoolean();
     bool filter = info.Length() > 1 && info[1].IsArray();
@@ -445,18 +452,18 @@ class Probes : public Napi::ObjectWrap<Probes> {
     bool refresh = info.Length() <= 3 || info[3].IsUndefined() || info[3].ToBoolean();
     ReadSockStream(refresh, updated_since, opened_since);
     int spill_fd = MapFd("ml_hist_spill");
-    keys_.clear();
-    values_.clear();
+    picked_.clear();
+    spills_.clear();
     spilled_.clear();
-    std::vector<__u64> gone, spill_keys;
-    std::vector<uint8_t> spill_values;
+    std::vector<__u64> gone;
     size_t in_scope_count = 0;
     for (size_t at = 0; at + sizeof(struct ml_read_item) <= stream_.size();) {
       struct ml_read_item item;
       memcpy(&item, stream_.data() + at, sizeof(item));
-      at += sizeof(item);
       bool in_scope = !filter || scope.count(item.netns) > 0;
       in_scope_count += in_scope;
+      size_t here = at;
+      at += sizeof(item);
       if (!item.full) continue;
       auto *s = reinterpret_cast<const struct ml_sock *>(stream_.data() + at);
       at += sizeof(struct ml_sock);
@@ -466,28 +473,48 @@ class Probes : public Napi::ObjectWrap<Probes> {
       if (!in_scope) continue;
       // ml_read leaves these out itself; a batch lookup does not.
       if (changed_only && !closed && s->updated_ns < updated_since && s->opened_ns < opened_since) continue;
-      keys_.push_back(item.cookie);
-      values_.insert(values_.end(), reinterpret_cast<const uint8_t *>(s), reinterpret_cast<const uint8_t *>(s + 1));
+      picked_.push_back(here);
+      struct ml_hist hist;
+      if (!s->hist_spilled || bpf_map_lookup_elem(spill_fd, &item.cookie, &hist)) continue;
+      spills_.insert(spills_.end(), reinterpret_cast<uint8_t *>(&item.cookie), reinterpret_cast<uint8_t *>(&item.cookie + 1));
+      spills_.insert(spills_.end(), reinterpret_cast<uint8_t *>(&hist), reinterpret_cast<uint8_t *>(&hist + 1));
     }
-    struct ml_hist hist;
-    for (size_t i = 0; i < keys_.size(); i++) {
-      if (!reinterpret_cast<struct ml_sock *>(values_.data() + i * sizeof(struct ml_sock))->hist_spilled) continue;
-      if (bpf_map_lookup_elem(spill_fd, &keys_[i], &hist)) continue;
-      spill_keys.push_back(keys_[i]);
-      spill_values.insert(spill_values.end(), reinterpret_cast<uint8_t *>(&hist), reinterpret_cast<uint8_t *>(&hist + 1));
+    // Sockets, then the spills that were looked up after them: [cookie, ml_sock] per socket,
+    // then [cookie, ml_hist] per spill.
+    const size_t sock_item = 8 + sizeof(struct ml_sock);
+    size_t need = picked_.size() * sock_item + spills_.size();
+    uint8_t *out = OutBuffer(need);
+    for (size_t i = 0; i < picked_.size(); i++) {
+      memcpy(out + i * sock_item, stream_.data() + picked_[i], 8);
+      memcpy(out + i * sock_item + 8, stream_.data() + picked_[i] + sizeof(struct ml_read_item), sizeof(struct ml_sock));
     }
+    if (!spills_.empty()) memcpy(out + picked_.size() * sock_item, spills_.data(), spills_.size());
+    if (stream_.capacity() > (1u << 20) && stream_.size() < stream_.capacity() / 4) stream_.shrink_to_fit();
     Delete(gone);
-    auto out = Napi::Object::New(env_);
-    out.Set("inScope", static_cast<double>(in_scope_count));
-    out.Set("keys", Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<uint8_t *>(keys_.data()), keys_.size() * 8));
-    out.Set("values", Napi::Buffer<uint8_t>::Copy(env_, values_.data(), values_.size()));
-    out.Set("count", static_cast<double>(keys_.size()));
-    out.Set("valueSize", static_cast<double>(sizeof(struct ml_sock)));
-    out.Set("spillKeys", Napi::Buffer<uint8_t>::Copy(env_, reinterpret_cast<uint8_t *>(spill_keys.data()), spill_keys.size() * 8));
-    out.Set("spillValues", Napi::Buffer<uint8_t>::Copy(env_, spill_values.data(), spill_values.size()));
-    out.Set("spillCount", static_cast<double>(spill_keys.size()));
-    out.Set("spillValueSize", static_cast<double>(sizeof(struct ml_hist)));
-    return out;
+    auto result = Napi::Object::New(env_);
+    result.Set("inScope", static_cast<double>(in_scope_count));
+    result.Set("buf", out_.Value());
+    result.Set("count", static_cast<double>(picked_.size()));
+    result.Set("valueSize", static_cast<double>(sizeof(struct ml_sock)));
+    result.Set("spillsAt", static_cast<double>(picked_.size() * sock_item));
+    result.Set("spillCount", static_cast<double>(spills_.size() / (8 + sizeof(struct ml_hist))));
+    result.Set("spillValueSize", static_cast<double>(sizeof(struct ml_hist)));
+    return result;
+  }
+
+  // The buffer a read is handed to JS in, at least `need` bytes. The same one every time: a
+  // read overwrites the previous one's (probes.ts refuses to decode a read overtaken by a
+  // later one). Grown by doubling; a read that needs under a quarter of it after a spike (a
+  // map full of closed sockets) gets a smaller one, so the spike is not held forever.
+  uint8_t *OutBuffer(size_t need) {
+    size_t cap = out_.IsEmpty() ? 0 : out_.Value().ByteLength();
+    const size_t floor = 64 * 1024;
+    if (out_.IsEmpty() || cap < need || (cap > floor && need < cap / 4)) {
+      size_t size = floor;
+      while (size < need * 2) size *= 2;
+      out_ = Napi::Persistent(Napi::ArrayBuffer::New(env_, size));
+    }
+    return static_cast<uint8_t *>(out_.Value().Data());
   }
 
   // Deletes `keys` from the map in batches (one syscall per batch, not per key); a batch

@@ -44,12 +44,13 @@ export interface NativeProbes {
     since?: { updatedUs: number; openedUs: number } | null,
     refresh?: boolean,
   ): {
-    keys: Buffer;
-    values: Buffer;
+    /** The addon's read buffer, the same one every read (see probes.ts's ReadBuffer). */
+    buf: ArrayBuffer;
+    /** Sockets as [u64 cookie, struct ml_sock] from 0. */
     count: number;
     valueSize: number;
-    spillKeys: Buffer;
-    spillValues: Buffer;
+    /** Spilled histograms as [u64 cookie, struct ml_hist] from here. */
+    spillsAt: number;
     spillCount: number;
     spillValueSize: number;
     /** Sockets of the namespaces asked for, including those `since` left out. */

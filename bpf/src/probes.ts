@@ -51,7 +51,8 @@ export interface ReadOptions {
 
 /**
  * One read of the socket map, decoded lazily, one socket per step: a sweep that handles
- * each socket before taking the next never holds the map as objects.
+ * each socket before taking the next never holds the map as objects. Decode it before the
+ * next read: that one reuses its buffer, and iterating this scan after it throws.
  */
 export interface SocketScan extends Iterable<SocketStats> {
   /** Sockets returned. */
@@ -118,18 +119,31 @@ const U32 = 0x1_0000_0000;
 const readCookie = (b: Buffer, off: number) => b.readUInt32LE(off) + b.readUInt32LE(off + 4) * U32;
 
 /**
+ * The addon hands every read over in the same buffer, overwritten by the next read: a new
+ * one per read was external memory that brought on V8's full collections (see the addon's
+ * OutBuffer). A scan therefore decodes only while no later read has happened.
+ */
+interface ReadBuffer {
+  view: Buffer | null;
+  reads: number;
+}
+
+/**
  * The sockets of a read, decoded one per step. One generator function for every read, not
  * one per read: V8 gives each generator function its own map for the generators it makes,
  * so with a new one per read whatever iterated them was deoptimized ("wrong map") and
  * compiled again at every agent sweep (bench/RESULTS.md, issue 4).
  */
-function* decodeSockets(raw: RawRead, decoders: Decoders): Generator<SocketStats> {
+function* decodeSockets(raw: RawRead, view: Buffer, decoders: Decoders, reads: ReadBuffer, read: number): Generator<SocketStats> {
   const spills = new Map<number, number>();
-  for (let i = 0; i < raw.spillCount; i++) spills.set(readCookie(raw.spillKeys, i * 8), i * raw.spillValueSize);
+  const spillItem = 8 + raw.spillValueSize;
+  for (let i = 0; i < raw.spillCount; i++) spills.set(readCookie(view, raw.spillsAt + i * spillItem), raw.spillsAt + i * spillItem + 8);
+  const item = 8 + raw.valueSize;
   for (let i = 0; i < raw.count; i++) {
-    const cookie = readCookie(raw.keys, i * 8);
+    if (reads.reads !== read) throw new Error('socket scan overtaken: a later read of the socket map reused its buffer');
+    const cookie = readCookie(view, i * item);
     const at = spills.get(cookie);
-    yield decoders.socket(raw.values, i * raw.valueSize, cookie, at === undefined ? undefined : { buf: raw.spillValues, base: at });
+    yield decoders.socket(view, i * item + 8, cookie, at === undefined ? undefined : { buf: view, base: at });
   }
 }
 
@@ -140,6 +154,7 @@ class ProbesImpl implements Probes {
   private readonly decoders: Decoders;
   private readonly listeners = new Set<(e: ProbeEvent) => void>();
   private readonly onClose = new Set<() => void>();
+  private readonly readBuffer: ReadBuffer = { view: null, reads: 0 };
 
   constructor(
     private readonly native: NativeProbes,
@@ -208,8 +223,12 @@ class ProbesImpl implements Probes {
     // before a change is read again next time.
     const readUs = monoNowUs() - STAMP_LAG_US;
     const raw = this.native.readSockets(opts.deleteClosed ?? false, opts.netns ?? null, opts.since ?? null, opts.refresh ?? true);
+    const rb = this.readBuffer;
+    const read = ++rb.reads;
+    if (rb.view?.buffer !== raw.buf) rb.view = Buffer.from(raw.buf);
+    const view = rb.view;
     const decoders = this.decoders;
-    return { count: raw.count, inScope: raw.inScope, readUs, [Symbol.iterator]: () => decodeSockets(raw, decoders) };
+    return { count: raw.count, inScope: raw.inScope, readUs, [Symbol.iterator]: () => decodeSockets(raw, view, decoders, rb, read) };
   }
 
   deleteSockets(cookies: number[]): number {

@@ -205,6 +205,35 @@ describe('probes on loopback', () => {
     }
   });
 
+  test('a scan decodes until the next read, which reuses its buffer, and refuses to after it', async () => {
+    const { server, port } = await countingServer();
+    const c = net.connect(port, '127.0.0.1');
+    await once(c, 'connect');
+    const cport = c.localPort!;
+    const ours = (xs: SocketStats[]) => xs.filter((s) => (s.local.port === port && s.remote.port === cport) || (s.local.port === cport && s.remote.port === port));
+    try {
+      const overtaken = probes.scanSocketStats();
+      const it = overtaken[Symbol.iterator]();
+      assert.equal(it.next().done, false, 'decodes before the next read');
+      const next = probes.scanSocketStats();
+      assert.throws(() => it.next(), /overtaken/);
+      assert.throws(() => [...overtaken], /overtaken/);
+      assert.equal(ours([...next]).length, 2, 'the later read decodes, both ends');
+      // The buffer is made at the first read, even one that returns nothing.
+      const fresh = openProbes({ adoptExisting: false });
+      try {
+        const none = fresh.scanSocketStats({ netns: [1] });
+        assert.equal(none.count, 0);
+        assert.deepEqual([...none], []);
+      } finally {
+        fresh.close();
+      }
+    } finally {
+      c.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   test('a socket accepted by a worker on its parent\'s listener (pre-fork) has the worker, its reader, as owner', async () => {
     const listener = net.createServer();
     const port = await listen(listener, '127.0.0.1');
