@@ -106,7 +106,7 @@ function frameOf(type: RecordTypeName, version: number, count: number, raw: Buff
  * 1), so it still reaches the analyzer's validation and dead-letter reason.
  */
 export class TcpFrameBuilder {
-  private payload = new TcpPayloadBuilder();
+  private readonly payload = new TcpPayloadBuilder();
   private odd: TcpRecord[] = [];
 
   /** Records added since the last finish(). */
@@ -124,7 +124,6 @@ export class TcpFrameBuilder {
     const frames: Buffer[] = [];
     if (this.payload.count) frames.push(frameOf('tcp', TCP_BINARY_VERSION, this.payload.count, this.payload.finish()));
     if (this.odd.length) frames.push(frameOf('tcp', 1, this.odd.length, packr.pack(this.odd)));
-    this.payload = new TcpPayloadBuilder();
     this.odd = [];
     return frames;
   }

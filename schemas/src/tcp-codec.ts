@@ -37,8 +37,14 @@ class Writer {
   buf: Buffer;
   pos = 0;
 
-  constructor(size = 64 * 1024) {
+  constructor(private readonly size = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(size);
+  }
+
+  /** Starts over in the same buffer, unless the last use filled under a quarter of it. */
+  reset(): void {
+    if (this.buf.length > this.size && this.pos < this.buf.length / 4) this.buf = Buffer.allocUnsafe(Math.max(this.size, this.pos * 2));
+    this.pos = 0;
   }
 
   ensure(n: number): void {
@@ -106,6 +112,7 @@ export class TcpPayloadBuilder {
   /** The owners' section: an owner is written when it is first met, its strings with it. */
   private readonly head = new Writer(1024);
   private readonly body = new Writer();
+  private readonly out = new Writer(4096);
   /** Records written so far. */
   count = 0;
 
@@ -182,9 +189,15 @@ export class TcpPayloadBuilder {
     return true;
   }
 
-  /** The payload of the records added (the builder is done with). */
+  /**
+   * The payload of the records added since the last call, and a fresh start. The bytes are
+   * in the builder's own buffer, valid until its next finish(): buffers kept from frame to
+   * frame are not external memory allocated anew each time, which V8 counts against the old
+   * generation's limit until a full collection (bench/RESULTS.md, issue 4).
+   */
   finish(): Buffer {
-    const out = new Writer(4096);
+    const out = this.out;
+    out.reset();
     out.varint(this.strings.size);
     for (const s of this.strings.keys()) {
       const n = Buffer.byteLength(s);
@@ -193,7 +206,15 @@ export class TcpPayloadBuilder {
       out.pos += out.buf.write(s, out.pos, n, 'utf8');
     }
     out.varint(this.owners.size);
-    return Buffer.concat([out.buf.subarray(0, out.pos), this.head.buf.subarray(0, this.head.pos), this.body.buf.subarray(0, this.body.pos)]);
+    out.ensure(this.head.pos + this.body.pos);
+    out.pos += this.head.buf.copy(out.buf, out.pos, 0, this.head.pos);
+    out.pos += this.body.buf.copy(out.buf, out.pos, 0, this.body.pos);
+    this.strings.clear();
+    this.owners.clear();
+    this.head.reset();
+    this.body.reset();
+    this.count = 0;
+    return out.buf.subarray(0, out.pos);
   }
 }
 

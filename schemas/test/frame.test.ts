@@ -205,6 +205,14 @@ describe('tcp frames in the binary form (version 2)', () => {
     assert.deepEqual(decodeFrame(again!).records, shared);
     assert.equal(b.count, 0);
     assert.deepEqual(b.finish(), []);
+    // Its buffers are kept from frame to frame: grown by a large frame, shrunk after a small
+    // one, every frame decodes to its own records.
+    for (const n of [5000, 1, 1, 40]) {
+      const batch = sampleTcpRecords(n, 16 + n);
+      for (const r of batch) b.add(r);
+      const [f] = b.finish();
+      assert.deepEqual(decodeFrame(f!).records, batch, `a frame of ${n}`);
+    }
   });
 
   it('built a record at a time send a record the binary form cannot hold in a version-1 frame beside the rest', () => {
