@@ -198,7 +198,7 @@ function endpointsDecoder(s: Struct) {
 
 const nsToUs = (ns: number) => Math.floor(ns / 1000);
 
-/** Where a socket's spilled full histogram sits in a batch read. */
+/** Where a socket's spilled full histogram sits in a read. */
 export interface SpillRef {
   buf: Buffer;
   base: number;
