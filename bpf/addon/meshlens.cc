@@ -395,7 +395,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
 
   // The socket map as ml_read items into stream_: through ml_read where it attached (one
   // pass that refreshes, leaves out idle sockets as headers, and hands the rest over), else
-  // every entry in full by batch lookup, as it stands.
+  // by batch lookup, unrefreshed, into the same items.
   void ReadSockStream(bool refresh, __u64 updated_since, __u64 opened_since) {
     stream_.clear();
     auto it = iter_links_.find("ml_read");
@@ -412,9 +412,9 @@ class Probes : public Napi::ObjectWrap<Probes> {
     BatchRead(MapFd("ml_socks"), sizeof(struct ml_sock), keys, values);
     for (size_t i = 0; i < keys.size(); i++) {
       auto *s = reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock));
-      struct ml_read_item item = {keys[i], s->owner.netns, 1};
+      struct ml_read_item item = {keys[i], s->owner.netns, static_cast<__u32>(ml_read_full(s, updated_since, opened_since))};
       stream_.insert(stream_.end(), reinterpret_cast<uint8_t *>(&item), reinterpret_cast<uint8_t *>(&item + 1));
-      stream_.insert(stream_.end(), reinterpret_cast<uint8_t *>(s), reinterpret_cast<uint8_t *>(s + 1));
+      if (item.full) stream_.insert(stream_.end(), reinterpret_cast<uint8_t *>(s), reinterpret_cast<uint8_t *>(s + 1));
     }
   }
 
@@ -442,9 +442,8 @@ class Probes : public Napi::ObjectWrap<Probes> {
       auto arr = info[1].As<Napi::Array>();
       for (uint32_t i = 0; i < arr.Length(); i++) scope.insert(arr.Get(i).As<Napi::Number>().Uint32Value());
     }
-    bool changed_only = info.Length() > 2 && info[2].IsObject();
     __u64 updated_since = 0, opened_since = 0;
-    if (changed_only) {
+    if (info.Length() > 2 && info[2].IsObject()) {
       auto since = info[2].As<Napi::Object>();
       updated_since = static_cast<__u64>(since.Get("updatedUs").As<Napi::Number>().DoubleValue()) * 1000;
       opened_since = static_cast<__u64>(since.Get("openedUs").As<Napi::Number>().DoubleValue()) * 1000;
@@ -471,8 +470,6 @@ class Probes : public Napi::ObjectWrap<Probes> {
       if (s->hist_spilled) spilled_.insert(item.cookie);
       if (closed && (delete_closed || !in_scope)) gone.push_back(item.cookie);
       if (!in_scope) continue;
-      // ml_read leaves these out itself; a batch lookup does not.
-      if (changed_only && !closed && s->updated_ns < updated_since && s->opened_ns < opened_since) continue;
       picked_.push_back(here);
       struct ml_hist hist;
       if (!s->hist_spilled || bpf_map_lookup_elem(spill_fd, &item.cookie, &hist)) continue;

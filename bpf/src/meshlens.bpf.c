@@ -755,11 +755,12 @@ int ml_adopt(struct bpf_iter__tcp *ctx)
 
 /* Whether a socket that sent its FIN is being processed right now: its lock held, by a
  * softirq or by its process. ml_read refreshes without that lock (the tcp iterator the
- * refresh used to be took it), so it could catch a close half done: the peer's FIN counted, the CLOSE it brings
- * in the same softirq not yet. Read then, the socket's closing traffic went into the record
- * before its close and the close carried nothing, while the peer's closing traffic went with
- * its own close, a slot later: a one-sided pair (1 run in 4 of agent close-records.test.ts).
- * Such a socket is left as it is: its counters move on at its close, or at the next read. */
+ * refresh used to be took it), so it could catch a close half done: the peer's FIN counted,
+ * the CLOSE it brings in the same softirq not yet. Read then, the socket's closing traffic
+ * went into the record before its close and the close carried nothing, while the peer's
+ * closing traffic went with its own close, a slot later: a one-sided pair (1 run in 4 of
+ * agent close-records.test.ts). Such a socket is left as it is: its counters move on at its
+ * close, or at the next read. */
 static __always_inline bool closing_midway(struct sock *sk)
 {
 	int state = sk->__sk_common.skc_state;
@@ -811,8 +812,7 @@ int ml_read(struct bpf_iter__bpf_map_elem *ctx)
 		refresh_open(s, *cookie);
 	item.cookie = *cookie;
 	item.netns = s->owner.netns;
-	item.full = (s->flags & ML_SOCK_CLOSED) || s->updated_ns >= cfg_get(ML_CFG_READ_UPDATED_SINCE_NS) ||
-		    s->opened_ns >= cfg_get(ML_CFG_READ_OPENED_SINCE_NS);
+	item.full = ml_read_full(s, cfg_get(ML_CFG_READ_UPDATED_SINCE_NS), cfg_get(ML_CFG_READ_OPENED_SINCE_NS));
 	if (bpf_seq_write(ctx->meta->seq, &item, sizeof(item)))
 		return 0;
 	if (item.full)

@@ -137,6 +137,14 @@ struct ml_sock {
 	__u64 sk;
 };
 
+/* Whether a read with these `since` parameters (ML_CFG_READ_*_SINCE_NS) hands an entry over
+ * in full: a closed socket always (its values are final), an open one if it was updated or
+ * opened since. The kernel's read and the addon's fallback decide alike. */
+static inline int ml_read_full(const struct ml_sock *s, __u64 updated_since, __u64 opened_since)
+{
+	return (s->flags & ML_SOCK_CLOSED) || s->updated_ns >= updated_since || s->opened_ns >= opened_since;
+}
+
 /* Value of ml_hist_spill: the full histogram, for sockets that outgrew their slots. */
 struct ml_hist {
 	__u32 cnt[ML_HIST_BUCKETS];
