@@ -11,8 +11,9 @@
 //  - separate interleaved rounds with the kernel's run-time accounting on (it costs time
 //    itself, so it is kept out of the timed rounds) give the time spent in each program.
 // Extra objects (e.g. an older build, or one whose programs return at once, for the per-call
-// floor) can join the same rounds for an A/B comparison:
-//   PROBES_BENCH_OBJECTS=old=/tmp/old.bpf.o[,name=path...] \
+// floor), or the built one with programs left out (`name=!prog+prog`, e.g. the DNS capture
+// off as `nodns=!ml_dns_egress+ml_dns_ingress`), can join the same rounds for an A/B comparison:
+//   PROBES_BENCH_OBJECTS=old=/tmp/old.bpf.o[,name=path[!prog+prog]...] \
 //     node --import tsx bench/probes.bench.ts [rounds=15] [connections=5000] [megabytes=1000] [open=1000]
 // Last, what moved off the data path costs at the sweep: readSocketStats() (ml_read, which
 // refreshes every tracked socket as it reads it) with and without the refresh, and as the
@@ -37,18 +38,20 @@ const units: Record<Mode, number> = { short: conns, bulk: mb };
 const unitName: Record<Mode, string> = { short: 'conn', bulk: 'MiB' };
 
 /** A side of the comparison: no probes (object null), or the probes from one object file
- * ('' for the built one). */
+ * ('' for the built one), less the programs in `without`. */
 interface Side {
   name: string;
   object: string | null;
+  without?: string[];
 }
 const extra = (process.env.PROBES_BENCH_OBJECTS ?? '')
   .split(',')
   .filter(Boolean)
   .map((kv): Side => {
-    const [name, object] = kv.split('=');
-    if (!name || !object) throw new Error(`PROBES_BENCH_OBJECTS: expected name=path, got "${kv}"`);
-    return { name, object };
+    const [name, spec] = kv.split('=');
+    const [object, without] = (spec ?? '').split('!');
+    if (!name || (!object && !without)) throw new Error(`PROBES_BENCH_OBJECTS: expected name=path[!prog+prog] or name=!prog+prog, got "${kv}"`);
+    return { name, object: object!, without: without?.split('+') };
   });
 const sides: Side[] = [{ name: 'off', object: null }, { name: 'on', object: '' }, ...extra];
 
@@ -68,10 +71,10 @@ function run(mode: Mode): Run {
 const warned = new Set<string>();
 function open(side: Side): Probes | null {
   if (side.object === null) return null;
-  const probes = openProbes(side.object ? { objectPath: side.object } : {});
+  const probes = openProbes({ ...(side.object ? { objectPath: side.object } : {}), without: side.without });
   // A program the kernel refused would make its side look cheaper than it is.
   for (const a of probes.attachments) {
-    if (!a.attached && !warned.has(`${side.name}/${a.program}`)) {
+    if (!a.attached && !side.without?.includes(a.program) && !warned.has(`${side.name}/${a.program}`)) {
       warned.add(`${side.name}/${a.program}`);
       console.error(`warning: ${side.name}: ${a.program} not attached: ${a.error}`);
     }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <algorithm>
 #include <map>
 #include <set>
 #include <unordered_set>
@@ -90,15 +91,21 @@ class Probes : public Napi::ObjectWrap<Probes> {
                         InstanceMethod("close", &Probes::Close)});
   }
 
-  // new Probes(objectPath, cgroupPath)
+  // new Probes(objectPath, cgroupPath, without?: string[]): `without` names programs not to
+  // load at all.
   explicit Probes(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Probes>(info), env_(info.Env()) {
     std::string path = info[0].As<Napi::String>();
     std::string cgroup = info[1].As<Napi::String>();
+    std::set<std::string> without;
+    if (info.Length() > 2 && info[2].IsArray()) {
+      auto arr = info[2].As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); i++) without.insert(arr.Get(i).As<Napi::String>());
+    }
     libbpf_set_print(CaptureLog);
     g_log.clear();
     cgroup_fd_ = open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cgroup_fd_ < 0) throw Napi::Error::New(env_, "open cgroup " + cgroup + ": " + strerror(errno));
-    LoadDegrading(path);
+    LoadDegrading(path, without);
     AttachAll();
     // Links are file descriptors, so process exit detaches everything anyway; this hook
     // covers worker threads and embedders that tear an environment down without exiting.
@@ -164,25 +171,35 @@ class Probes : public Napi::ObjectWrap<Probes> {
 
   // A libbpf load is all-or-nothing; when the whole object is refused, find out program by
   // program what this kernel accepts and load just those, so an older kernel degrades.
-  void LoadDegrading(const std::string &path) {
-    int err = TryLoad(path, nullptr, &obj_);
-    std::string whole_error = err ? TakeLog(err) : "";
+  // Programs named in `without` are left out from the start.
+  void LoadDegrading(const std::string &path, const std::set<std::string> &without) {
     bpf_object *probe = bpf_object__open_file(path.c_str(), nullptr);
     if (libbpf_get_error(probe)) throw Napi::Error::New(env_, "open " + path + ": " + TakeLog(libbpf_get_error(probe)));
+    std::set<std::string> wanted;
     bpf_program *p;
     bpf_object__for_each_program(p, probe) {
       ProgramReport r;
       r.name = bpf_program__name(p);
       r.section = bpf_program__section_name(p);
+      if (without.count(r.name)) r.error = "left out by configuration";
+      else wanted.insert(r.name);
       report_.push_back(r);
     }
     bpf_object__close(probe);
+    for (auto &name : without) {
+      if (std::none_of(report_.begin(), report_.end(), [&](const ProgramReport &r) { return r.name == name; }))
+        throw Napi::Error::New(env_, "cannot leave out " + name + ": " + path + " has no such program");
+    }
+    if (wanted.empty()) throw Napi::Error::New(env_, "every program of " + path + " left out");
+    int err = TryLoad(path, without.empty() ? nullptr : &wanted, &obj_);
     if (!err) {
-      for (auto &r : report_) r.loaded = true;
+      for (auto &r : report_) r.loaded = wanted.count(r.name) > 0;
       return;
     }
+    std::string whole_error = TakeLog(err);
     std::set<std::string> ok;
     for (auto &r : report_) {
+      if (!wanted.count(r.name)) continue;
       std::set<std::string> one{r.name};
       bpf_object *single = nullptr;
       int e = TryLoad(path, &one, &single);

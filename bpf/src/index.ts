@@ -1,4 +1,4 @@
-export { openProbes } from './probes.js';
+export { DNS_PROGRAMS, openProbes } from './probes.js';
 export type { Probes, ProbeOptions, ReadOptions, SocketScan, Attachment, AdoptReport, Counters } from './probes.js';
 export { errnoClass } from './decode.js';
 export type { SocketStats, TcpEvent, DnsPacketEvent, ProbeEvent, Endpoint, Owner, SocketRole, ErrnoClass } from './decode.js';

@@ -83,7 +83,7 @@ export interface ProgramStats {
 }
 
 export interface NativeModule {
-  Probes: new (objectPath: string, cgroupPath: string) => NativeProbes;
+  Probes: new (objectPath: string, cgroupPath: string, without?: string[]) => NativeProbes;
   /** What the addon itself was compiled with, to cross-check against the object's BTF. */
   compiled: { sockValueSize: number; sockFlagsOffset: number; histValueSize: number };
 }

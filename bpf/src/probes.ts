@@ -11,7 +11,15 @@ export interface ProbeOptions {
   lifecycleEvents?: boolean;
   /** Adopt sockets that were already open in every network namespace. Default true. */
   adoptExisting?: boolean;
+  /**
+   * Programs not to load at all (reported in `attachments` as left out), e.g. DNS_PROGRAMS.
+   * A name the object does not have is an error.
+   */
+  without?: readonly string[];
 }
+
+/** The DNS capture: two cgroup_skb programs that every packet on the host passes through. */
+export const DNS_PROGRAMS: readonly string[] = ['ml_dns_egress', 'ml_dns_ingress'];
 
 export interface Attachment {
   program: string;
@@ -272,7 +280,7 @@ class ProbesImpl implements Probes {
  * what did not), starts event delivery on the event loop and adopts open sockets.
  */
 export function openProbes(opts: ProbeOptions = {}): Probes {
-  const native = new (loadNative().Probes)(opts.objectPath ?? OBJECT_PATH, opts.cgroupPath ?? cgroup2Mount());
+  const native = new (loadNative().Probes)(opts.objectPath ?? OBJECT_PATH, opts.cgroupPath ?? cgroup2Mount(), [...(opts.without ?? [])]);
   try {
     return new ProbesImpl(native, opts);
   } catch (e) {

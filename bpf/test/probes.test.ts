@@ -2,11 +2,13 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, fork } from 'node:child_process';
+import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { encode } from 'dns-packet';
 import { bucketLower, histogramCount } from '@meshlens/schemas';
-import { openProbes, type Probes, type TcpEvent, type ProbeEvent, type SocketStats } from '../src/index.js';
+import { DNS_PROGRAMS, openProbes, type DnsPacketEvent, type Probes, type TcpEvent, type ProbeEvent, type SocketStats } from '../src/index.js';
 import { cgroupIdOf, closedPort, listen, netnsInode, recorder, socketsOnPort, waitFor } from './helpers.js';
 
 const isTcp = (e: ProbeEvent): e is TcpEvent => e.type === 'tcp';
@@ -431,6 +433,81 @@ describe('probes on loopback', () => {
       // Read before bpftool, and after it: a miss in between can only raise the later figures.
       const ours = c[`${p.program}_missed_runs`];
       assert.ok(ours !== undefined && ours <= kernel.get(p.id)! && kernel.get(p.id)! <= p.missedRuns, `${p.program}: ${ours} <= bpftool's ${kernel.get(p.id)} <= ${p.missedRuns}`);
+    }
+  });
+});
+
+describe('a probe set with programs left out', () => {
+  // Beside a full set, which shows what the left-out programs would have seen.
+  let reduced: Probes;
+  let full: Probes;
+  before(() => {
+    reduced = openProbes({ adoptExisting: false, without: ['ml_read', ...DNS_PROGRAMS] });
+    full = openProbes({ adoptExisting: false });
+  });
+  after(() => {
+    reduced.close();
+    full.close();
+  });
+
+  test('says which it left out, attaches the rest, and refuses a name the object does not have', () => {
+    const byProgram = Object.fromEntries(reduced.attachments.map((a) => [a.program, a]));
+    for (const name of ['ml_read', ...DNS_PROGRAMS]) {
+      assert.deepEqual({ name, loaded: byProgram[name]?.loaded, attached: byProgram[name]?.attached, error: byProgram[name]?.error }, { name, loaded: false, attached: false, error: 'left out by configuration' });
+    }
+    for (const name of ['ml_state', 'ml_sockops', 'ml_rcv', 'ml_rst_out', 'ml_rst_in', 'ml_adopt']) assert.equal(byProgram[name]?.attached, true, name);
+    assert.throws(() => openProbes({ adoptExisting: false, without: ['ml_nosuch'] }), /cannot leave out ml_nosuch: .* has no such program/);
+  });
+
+  test('without the DNS programs a DNS query goes unseen, where the full set sees it', async () => {
+    const before = { reduced: reduced.readCounters().dns_packets!, full: full.readCounters().dns_packets! };
+    const seen = recorder(reduced);
+    const control = recorder(full);
+    const sock = dgram.createSocket('udp4');
+    try {
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+      const port = sock.address().port;
+      sock.send(encode({ type: 'query', id: 4242, questions: [{ type: 'A', name: 'left-out.test' }] }), 53, '127.0.0.1');
+      await control.until('the full set sees the query', (e): e is DnsPacketEvent => e.type === 'dns' && e.egress && e.local.port === port);
+      assert.ok(full.readCounters().dns_packets! > before.full);
+      assert.equal(reduced.readCounters().dns_packets, before.reduced);
+      assert.deepEqual(seen.seen.filter((e) => e.type === 'dns'), []);
+    } finally {
+      sock.close();
+      seen.stop();
+      control.stop();
+    }
+  });
+
+  test('without ml_read a read is a batch lookup: open sockets as of their last state change, closed ones final, `since` alike', async () => {
+    const { server, port, received } = await countingServer();
+    const c = net.connect(port, '127.0.0.1');
+    await once(c, 'connect');
+    const cport = c.localPort!;
+    const ours = (scan: Iterable<SocketStats>) =>
+      [...scan].filter((s) => (s.local.port === port && s.remote.port === cport) || (s.local.port === cport && s.remote.port === port));
+    const summary = (xs: SocketStats[]) => xs.map((s) => `${s.role}:${s.closed ? 'closed' : 'open'}:${s.bytesSent}/${s.bytesReceived}`).sort();
+    try {
+      c.write(Buffer.alloc(1000, 1));
+      await waitFor('1000 bytes at the server', () => (received() === 1000 ? true : undefined));
+      // Nothing refreshes them: counters as of ESTABLISHED, whatever the read asks.
+      const first = reduced.scanSocketStats({ refresh: true });
+      assert.deepEqual(summary(ours(first)), ['client:open:0/0', 'server:open:0/0']);
+      const idle = reduced.scanSocketStats({ since: { updatedUs: first.readUs, openedUs: first.readUs } });
+      assert.deepEqual(ours(idle), []);
+      assert.ok(idle.inScope >= idle.count + 2, `inScope ${idle.inScope} (returned ${idle.count}) counts our two sockets left out`);
+      assert.deepEqual(summary(ours(reduced.scanSocketStats({ since: { updatedUs: first.readUs, openedUs: 0 } }))), ['client:open:0/0', 'server:open:0/0'], 'opened since');
+
+      c.destroy();
+      await waitFor('both ends closed', () => (summary(ours(reduced.scanSocketStats())).every((x) => x.includes(':closed:')) ? true : undefined));
+      // Closed entries carry their close's counters and are read whatever `since` says.
+      const closed = ours(reduced.scanSocketStats({ since: { updatedUs: first.readUs + 1e9, openedUs: first.readUs + 1e9 } }));
+      assert.deepEqual(summary(closed), ['client:closed:1000/0', 'server:closed:0/1000']);
+      assert.equal(reduced.readSocketStats({ deleteClosed: true }).filter((s) => closed.some((x) => x.cookie === s.cookie)).length, 2);
+      assert.deepEqual(ours(reduced.scanSocketStats()), [], 'deleteClosed took them out');
+    } finally {
+      c.destroy();
+      await new Promise((r) => server.close(r));
     }
   });
 });
