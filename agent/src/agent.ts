@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
-import { DnsMatcher, cgroup2Mount, monoNowUs, monoToEpochConverter, monoUsToEpochMs, openProbes, type ProbeEvent, type Probes, type ReadOptions, type SocketScan, type SocketStats } from '@meshlens/bpf';
+import { DNS_PROGRAMS, DnsMatcher, cgroup2Mount, monoNowUs, monoToEpochConverter, monoUsToEpochMs, openProbes, type ProbeEvent, type Probes, type ReadOptions, type SocketScan, type SocketStats } from '@meshlens/bpf';
 import { Topics, type DnsRecord, type Endpoint, type Owner, type TcpEvent, type TcpRecord } from '@meshlens/schemas';
 import { CgroupIndex } from './cgroup.js';
 import type { AgentConfig } from './config.js';
@@ -171,10 +171,12 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   }
 
   const cgroupRoot = cfg.cgroupPath ?? cgroup2Mount();
-  const probes = openProbes({ cgroupPath: cgroupRoot });
+  const without = cfg.dns ? [] : DNS_PROGRAMS;
+  const probes = openProbes({ cgroupPath: cgroupRoot, without });
   for (const a of probes.attachments) {
     metrics.attached.set({ program: a.program }, a.attached ? 1 : 0);
     if (a.attached) log.info({ program: a.program }, 'attached');
+    else if (without.includes(a.program)) log.info({ program: a.program }, 'left out by configuration');
     else log.warn({ program: a.program, error: a.error }, 'not attached; running without it');
   }
 

@@ -31,6 +31,12 @@ export const agentConfigSchema = z
      */
     cgroupPath: z.string().min(1).nullable().default(null),
     spool: z.object({ dir: z.string().min(1), maxBytes: z.number().int().min(1024 * 1024) }),
+    /**
+     * DNS capture. Off, the two per-packet DNS programs are not loaded at all: on a node where
+     * DNS is watched elsewhere, that takes the probes' per-packet work off every connection
+     * (bench/RESULTS.md, issue 3). No dns records are made then.
+     */
+    dns: z.boolean().default(true),
     dnsTimeoutMs: z.number().int().min(100).default(5000),
     /** 0 = no metrics server. */
     metricsPort: z.number().int().min(0).max(65535).default(9464),
@@ -60,6 +66,14 @@ function deepMerge(a: Partial, b: Partial): Partial {
   return out;
 }
 
+/** true/false, 1/0, on/off; anything else is left as it is, for the schema to refuse by name. */
+function envBool(v: string | undefined): boolean | string | undefined {
+  const t = v?.trim().toLowerCase();
+  if (t === 'true' || t === '1' || t === 'on') return true;
+  if (t === 'false' || t === '0' || t === 'off') return false;
+  return v;
+}
+
 function fromEnv(env: NodeJS.ProcessEnv): Partial {
   const num = (name: string) => (env[name] === undefined ? undefined : Number(env[name]));
   return {
@@ -73,6 +87,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Partial {
         }
       : undefined,
     cgroupPath: env.MESHLENS_AGENT_CGROUP_PATH,
+    dns: envBool(env.MESHLENS_AGENT_DNS),
     spool: { dir: env.MESHLENS_AGENT_SPOOL_DIR, maxBytes: num('MESHLENS_AGENT_SPOOL_MAX_BYTES') },
     metricsPort: num('MESHLENS_AGENT_METRICS_PORT'),
   };

@@ -38,6 +38,15 @@ describe('agent configuration', () => {
     assert.deepEqual(cfg.kafka?.ssl, { ca: pem });
   });
 
+  it('turns DNS capture off from the file, MESHLENS_AGENT_DNS or a flag, and refuses a word it does not know', () => {
+    assert.equal(loadAgentConfig({ env: {}, defaults }).dns, true);
+    assert.equal(loadAgentConfig({ file: file('dns.yaml', 'dns: false\n'), env: {}, defaults }).dns, false);
+    for (const v of ['false', '0', 'off', ' OFF ']) assert.equal(loadAgentConfig({ env: { MESHLENS_AGENT_DNS: v }, defaults }).dns, false, v);
+    assert.equal(loadAgentConfig({ file: file('dns2.yaml', 'dns: false\n'), env: { MESHLENS_AGENT_DNS: 'on' }, defaults }).dns, true);
+    assert.equal(loadAgentConfig({ env: { MESHLENS_AGENT_DNS: 'true' }, defaults, flags: { dns: false } }).dns, false);
+    assert.throws(() => loadAgentConfig({ env: { MESHLENS_AGENT_DNS: 'nope' }, defaults }), /invalid agent configuration: dns: /);
+  });
+
   it('names the field at fault, whatever its source', () => {
     assert.throws(
       () => loadAgentConfig({ env: {}, defaults, flags: { slotMs: 5 } }),

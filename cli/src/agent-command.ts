@@ -30,6 +30,7 @@ export function agentCommand(): Command {
     .option('--netns <name-or-path>', 'watch only this network namespace (repeatable); default: the whole host', collect, [])
     .option('--spool-dir <dir>', 'where records wait while Kafka is away')
     .option('--spool-max-bytes <n>', 'spool size limit; beyond it the oldest records are dropped and counted', (v) => Number(v))
+    .option('--no-dns', 'no DNS capture: its per-packet programs are not loaded (also MESHLENS_AGENT_DNS=false)')
     .option('--metrics-port <port>', 'port for /metrics and /healthz on 127.0.0.1 (0: off)', (v) => Number(v))
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent')
     .action(async (o: Record<string, unknown>) => {
@@ -50,6 +51,8 @@ export function agentCommand(): Command {
           kafka: brokers ? { brokers } : undefined,
           netns: (o.netns as string[]).length ? o.netns : undefined,
           spool: { dir: o.spoolDir, maxBytes: o.spoolMaxBytes },
+          // commander sets dns to true when --no-dns is absent: only its presence is a flag.
+          dns: o.dns === false ? false : undefined,
           metricsPort: o.metricsPort,
           logLevel: o.logLevel,
         },
