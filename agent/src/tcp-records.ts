@@ -80,8 +80,10 @@ export class TcpSweeper {
     for (const s of stats) {
       const before = this.prev.get(s.cookie);
       let kept = before;
-      if (s.closed) this.prev.delete(s.cookie);
-      else if (before === undefined) this.prev.set(s.cookie, (kept = reading(s)));
+      // Most closed sockets of a busy host opened since the last sweep: nothing to delete.
+      if (s.closed) {
+        if (before !== undefined) this.prev.delete(s.cookie);
+      } else if (before === undefined) this.prev.set(s.cookie, (kept = reading(s)));
       if (before === undefined && s.preexisting) continue;
       const base = before ?? ZERO;
       // A counter that went down means the kernel entry was recreated under the same cookie:
