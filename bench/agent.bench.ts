@@ -33,9 +33,12 @@ execFileSync('cc', ['-O2', '-pthread', '-o', loadgen, join(root, 'bench/loadgen.
 const CLK_TCK = 100;
 const SLOT_MS = 10_000;
 // A daemon's cost is its steady state: V8 goes on compiling (TurboFan, on its worker threads)
-// and the GC goes on resizing for about a minute into a load. That first minute is measured
-// and printed on its own, not mixed into the figure (bench/RESULTS.md, session 11).
-const WARMUP_SWEEPS = Number(process.env.AGENT_BENCH_WARMUP_SWEEPS ?? 6);
+// and the GC goes on resizing for a while into a load. That warm-up is measured and printed
+// on its own, not mixed into the figure (bench/RESULTS.md, session 11). Two minutes: with
+// --output kafka, functions that run a few times per sweep (Node's Buffer writers under
+// kafkajs) were still being compiled 60-130 s into a load, ~0.08% of a core, and none after
+// that (--trace-opt, bench/RESULTS.md, session 15).
+const WARMUP_SWEEPS = Number(process.env.AGENT_BENCH_WARMUP_SWEEPS ?? 12);
 const OUTPUT = process.env.AGENT_BENCH_OUTPUT ?? 'stdout';
 const PARTS = new Set((process.env.AGENT_BENCH_PARTS ?? '1,2,3').split(',').map(Number));
 if (OUTPUT !== 'stdout' && OUTPUT !== 'kafka') throw new Error(`AGENT_BENCH_OUTPUT=${OUTPUT}: stdout or kafka`);
@@ -141,7 +144,7 @@ function untilAfterSweep(afterMs: number): Promise<void> {
  * started fresh, then warmed up: measuring starts after WARMUP_SWEEPS sweeps that saw the
  * load, whose own CPU share is returned as `warmupPct`. Start-up goes on for ~10 s
  * (compilation, then GC shrinking the heap), the first loaded sweep records every held
- * connection's opening (a once-per-connection cost), and the JIT settles within a minute.
+ * connection's opening (a once-per-connection cost), and the JIT settles within two minutes.
  * Windows go from 3 s after one sweep to 3 s after a later one, so each holds exactly one
  * sweep per slot, however the sweeps are spread.
  */
