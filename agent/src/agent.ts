@@ -174,9 +174,13 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   const without = cfg.dns ? [] : DNS_PROGRAMS;
   const probes = openProbes({ cgroupPath: cgroupRoot, without });
   for (const a of probes.attachments) {
+    // Not a program this kernel refused: no series that an alert on 0 would take for one.
+    if (without.includes(a.program)) {
+      log.info({ program: a.program }, 'left out by configuration');
+      continue;
+    }
     metrics.attached.set({ program: a.program }, a.attached ? 1 : 0);
     if (a.attached) log.info({ program: a.program }, 'attached');
-    else if (without.includes(a.program)) log.info({ program: a.program }, 'left out by configuration');
     else log.warn({ program: a.program, error: a.error }, 'not attached; running without it');
   }
 

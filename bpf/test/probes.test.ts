@@ -22,6 +22,17 @@ async function countingServer() {
   return { server, port, received: () => count };
 }
 
+/** A client connected to a countingServer, and what of a read is that connection's two sockets. */
+async function countedConnection() {
+  const { server, port, received } = await countingServer();
+  const c = net.connect(port, '127.0.0.1');
+  await once(c, 'connect');
+  const cport = c.localPort!;
+  const ours = (scan: Iterable<SocketStats>) =>
+    [...scan].filter((s) => (s.local.port === port && s.remote.port === cport) || (s.local.port === cport && s.remote.port === port));
+  return { server, received, c, ours };
+}
+
 /** Client sends `up` bytes and half-closes; the server counts them and answers `down` bytes. */
 async function transfer(serverHost: string, clientHost: string, up: number, down: number, serverOpts: net.ServerOpts = {}) {
   let serverReceived = 0;
@@ -161,12 +172,7 @@ describe('probes on loopback', () => {
   });
 
   test('a read `since` an earlier one skips open sockets that did nothing meanwhile, never closed ones', async () => {
-    const { server, port, received } = await countingServer();
-    const c = net.connect(port, '127.0.0.1');
-    await once(c, 'connect');
-    const cport = c.localPort!;
-    const ours = (scan: Iterable<SocketStats>) =>
-      [...scan].filter((s) => (s.local.port === port && s.remote.port === cport) || (s.local.port === cport && s.remote.port === port));
+    const { server, received, c, ours } = await countedConnection();
     try {
       const roles = (xs: SocketStats[]) => xs.map((s) => `${s.role}:${s.closed ? 'closed' : 'open'}`).sort();
       c.write(Buffer.alloc(1000, 1));
@@ -480,12 +486,7 @@ describe('a probe set with programs left out', () => {
   });
 
   test('without ml_read a read is a batch lookup: open sockets as of their last state change, closed ones final, `since` alike', async () => {
-    const { server, port, received } = await countingServer();
-    const c = net.connect(port, '127.0.0.1');
-    await once(c, 'connect');
-    const cport = c.localPort!;
-    const ours = (scan: Iterable<SocketStats>) =>
-      [...scan].filter((s) => (s.local.port === port && s.remote.port === cport) || (s.local.port === cport && s.remote.port === port));
+    const { server, received, c, ours } = await countedConnection();
     const summary = (xs: SocketStats[]) => xs.map((s) => `${s.role}:${s.closed ? 'closed' : 'open'}:${s.bytesSent}/${s.bytesReceived}`).sort();
     try {
       c.write(Buffer.alloc(1000, 1));

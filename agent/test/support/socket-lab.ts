@@ -58,12 +58,13 @@ export function socketLab(prefix: string): SocketLab {
 
 /**
  * An agent watching only network namespace `ns`, `--output stdout`, started as the CLI a user
- * runs; pushed to `started` before it is waited for, so that the caller's cleanup finds it.
+ * runs with `extra` flags; pushed to `started` before it is waited for, so that the caller's
+ * cleanup finds it.
  */
-export async function startScopedAgent(ns: string, node: string, slotMs: number, stdout: 'pipe' | 'ignore', started: ChildProcess[]): Promise<ScopedAgent> {
+export async function startScopedAgent(ns: string, node: string, slotMs: number, stdout: 'pipe' | 'ignore', started: ChildProcess[], extra: string[] = []): Promise<ScopedAgent> {
   const agent = spawn(
     process.execPath,
-    ['--import', 'tsx', 'cli/src/main.ts', 'agent', '--netns', ns, '--node', node, '--slot-ms', String(slotMs), '--output', 'stdout', '--metrics-port', String(await freePort())],
+    ['--import', 'tsx', 'cli/src/main.ts', 'agent', '--netns', ns, '--node', node, '--slot-ms', String(slotMs), '--output', 'stdout', '--metrics-port', String(await freePort()), ...extra],
     { cwd: repoRoot, stdio: ['ignore', stdout, 'pipe'] },
   );
   started.push(agent);
