@@ -74,7 +74,7 @@ function open(side: Side): Probes | null {
   const probes = openProbes({ ...(side.object ? { objectPath: side.object } : {}), without: side.without });
   // A program the kernel refused would make its side look cheaper than it is.
   for (const a of probes.attachments) {
-    if (!a.attached && !side.without?.includes(a.program) && !warned.has(`${side.name}/${a.program}`)) {
+    if (!a.attached && !a.leftOut && !warned.has(`${side.name}/${a.program}`)) {
       warned.add(`${side.name}/${a.program}`);
       console.error(`warning: ${side.name}: ${a.program} not attached: ${a.error}`);
     }

@@ -171,11 +171,10 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
   }
 
   const cgroupRoot = cfg.cgroupPath ?? cgroup2Mount();
-  const without = cfg.dns ? [] : DNS_PROGRAMS;
-  const probes = openProbes({ cgroupPath: cgroupRoot, without });
+  const probes = openProbes({ cgroupPath: cgroupRoot, without: cfg.dns ? [] : DNS_PROGRAMS });
   for (const a of probes.attachments) {
     // Not a program this kernel refused: no series that an alert on 0 would take for one.
-    if (without.includes(a.program)) {
+    if (a.leftOut) {
       log.info({ program: a.program }, 'left out by configuration');
       continue;
     }

@@ -63,6 +63,7 @@ struct ProgramReport {
   std::string section;
   bool loaded = false;
   bool attached = false;
+  bool left_out = false;  // named in `without`: not loaded, and not for want of kernel support
   __u32 id = 0;  // kernel program id once loaded, to find it with bpftool
   std::string error;
 };
@@ -181,7 +182,8 @@ class Probes : public Napi::ObjectWrap<Probes> {
       ProgramReport r;
       r.name = bpf_program__name(p);
       r.section = bpf_program__section_name(p);
-      if (without.count(r.name)) r.error = "left out by configuration";
+      r.left_out = without.count(r.name) > 0;
+      if (r.left_out) r.error = "left out by configuration";
       else wanted.insert(r.name);
       report_.push_back(r);
     }
@@ -288,6 +290,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
       o.Set("section", report_[i].section);
       o.Set("loaded", report_[i].loaded);
       o.Set("attached", report_[i].attached);
+      o.Set("leftOut", report_[i].left_out);
       o.Set("id", report_[i].loaded ? Napi::Value(Napi::Number::New(env_, report_[i].id)) : env_.Null());
       o.Set("error", report_[i].error.empty() ? env_.Null() : Napi::String::New(env_, report_[i].error));
       arr.Set(i, o);

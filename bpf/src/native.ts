@@ -12,6 +12,8 @@ export interface NativeAttachment {
   section: string;
   loaded: boolean;
   attached: boolean;
+  /** Named in ProbeOptions.without: not loaded, by choice rather than for want of support. */
+  leftOut: boolean;
   /** Kernel program id (as bpftool shows it) when loaded. */
   id: number | null;
   error: string | null;

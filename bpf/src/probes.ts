@@ -1,7 +1,7 @@
 /** openProbes(): load, attach and read the meshlens kernel programs. */
 import { Decoders, type ProbeEvent, type SocketStats } from './decode.js';
 import { cgroup2Mount, listNetns, monoNowUs } from './host.js';
-import { loadNative, OBJECT_PATH, type IterReport, type NativeProbes, type ProgramStats } from './native.js';
+import { loadNative, OBJECT_PATH, type IterReport, type NativeAttachment, type NativeProbes, type ProgramStats } from './native.js';
 
 export interface ProbeOptions {
   objectPath?: string;
@@ -21,15 +21,7 @@ export interface ProbeOptions {
 /** The DNS capture: two cgroup_skb programs that every packet on the host passes through. */
 export const DNS_PROGRAMS: readonly string[] = ['ml_dns_egress', 'ml_dns_ingress'];
 
-export interface Attachment {
-  program: string;
-  section: string;
-  loaded: boolean;
-  attached: boolean;
-  /** Kernel program id (as bpftool shows it) when loaded. */
-  id: number | null;
-  error: string | null;
-}
+export type Attachment = NativeAttachment;
 
 export type AdoptReport = IterReport;
 
