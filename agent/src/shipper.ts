@@ -3,12 +3,17 @@
  * (or the spool still holds older messages) everything goes to the spool, so order is kept;
  * a background loop replays the spool as soon as the broker answers again.
  *
- * Everything goes out in chunks under Kafka's limit on one partition's batch (the broker's
- * `message.max.bytes`, 1 MiB by default; kafkajs puts all of a request's messages for a
- * partition in one batch), so a spool filled during a long outage can be replayed at all.
- * What failed is spooled from the failed chunk on, alone in its segment, and replayed in the
- * same chunks: a chunk whose outcome is unknown is sent again identical, and the broker
- * recognises the idempotent producer's sequence numbers if it had written it.
+ * Messages go out in requests that carry at most one batch per partition, each under Kafka's
+ * limit on a batch (the broker's `message.max.bytes`, 1 MiB by default; kafkajs puts all of
+ * a request's messages for a partition in one batch), so that a spool filled during a long
+ * outage can be replayed at all. A partition's batches are cut from its own messages alone,
+ * so they come out the same whatever happened to the other partitions. That matters when a
+ * request fails: what the brokers that answered wrote counts as shipped (kafkajs reports it
+ * with the error, see patches/), the rest is spooled, alone in its segment, and replayed in
+ * the same batches. A batch whose outcome is unknown is thus sent again identical, with the
+ * same sequence number, and the broker recognises the idempotent producer's batch if it had
+ * written it; a batch a broker did write is never sent again (with a cluster, one broker can
+ * fail while another writes its share of the same request).
  */
 import type { Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
@@ -29,25 +34,42 @@ export interface ShipperOptions {
  */
 export const REQUEST_TIMEOUT_MS = 10_000;
 
-/** Below the broker's default 1 MiB, with room for the batch's and records' headers. */
-const CHUNK_BYTES = 768 * 1024;
+const partitionOf = (topic: string, partition: number) => `${topic}\0${partition}`;
 
-/** Consecutive runs of `msgs` of at most `budget` bytes of values (a larger message alone). */
-function chunks(msgs: SpooledMessage[], budget = CHUNK_BYTES): SpooledMessage[][] {
-  const out: SpooledMessage[][] = [];
-  let current: SpooledMessage[] = [];
-  let bytes = 0;
+/** Below the broker's default 1 MiB, with room for the batch's and records' headers. */
+const BATCH_BYTES = 768 * 1024;
+
+/**
+ * The requests that deliver `msgs`, each a list of batches: every (topic, partition)'s
+ * messages in order, cut into consecutive runs of at most `budget` bytes of values (a larger
+ * message alone); request i carries every partition's i-th batch. A partition's batches
+ * depend on its own messages only.
+ */
+export function requestsFor(msgs: SpooledMessage[], budget = BATCH_BYTES): SpooledMessage[][][] {
+  const batchesOf = new Map<string, SpooledMessage[][]>();
+  const bytes = new Map<string, number>();
   for (const m of msgs) {
-    if (current.length > 0 && bytes + m.value.length > budget) {
-      out.push(current);
-      current = [];
-      bytes = 0;
+    const k = partitionOf(m.topic, m.partition);
+    let batches = batchesOf.get(k);
+    if (!batches) batchesOf.set(k, (batches = []));
+    const last = batches.at(-1);
+    if (last && bytes.get(k)! + m.value.length <= budget) {
+      last.push(m);
+      bytes.set(k, bytes.get(k)! + m.value.length);
+    } else {
+      batches.push([m]);
+      bytes.set(k, m.value.length);
     }
-    current.push(m);
-    bytes += m.value.length;
   }
-  if (current.length > 0) out.push(current);
+  const out: SpooledMessage[][][] = [];
+  for (const batches of batchesOf.values()) batches.forEach((b, i) => (out[i] ??= []).push(b));
   return out;
+}
+
+/** The partitions the brokers that answered wrote of a failed send, as kafkajs (patched) says. */
+function deliveredWith(err: unknown): Set<string> {
+  const delivered = (err as { delivered?: { topicName: string; partition: number }[] } | null)?.delivered ?? [];
+  return new Set(delivered.map((d) => partitionOf(d.topicName, d.partition)));
 }
 
 export interface ShipperStats {
@@ -86,12 +108,12 @@ export class Shipper {
       this.spool(msgs);
       return;
     }
-    let sent = 0;
+    const shipped = new Set<SpooledMessage>();
     try {
-      await this.deliverInChunks(msgs, (n) => (sent += n));
+      await this.deliver(msgs, (done) => done.forEach((m) => shipped.add(m)));
     } catch (err) {
       this.failed(err);
-      this.spool(msgs.slice(sent), true);
+      this.spool(msgs.filter((m) => !shipped.has(m)), true);
     }
   }
 
@@ -107,19 +129,33 @@ export class Shipper {
     }
   }
 
-  private async deliverInChunks(msgs: SpooledMessage[], shipped: (n: number) => void): Promise<void> {
-    for (const chunk of chunks(msgs)) {
+  /**
+   * Sends `msgs` request by request, reporting each batch written as it is known to be; stops
+   * at the first request that fails, with that failure.
+   */
+  private async deliver(msgs: SpooledMessage[], shipped: (msgs: SpooledMessage[]) => void): Promise<void> {
+    for (const request of requestsFor(msgs)) {
       const byTopic = new Map<string, { partition: number; value: Buffer }[]>();
-      for (const m of chunk) {
+      for (const m of request.flat()) {
         const list = byTopic.get(m.topic);
         if (list) list.push({ partition: m.partition, value: m.value });
         else byTopic.set(m.topic, [{ partition: m.partition, value: m.value }]);
       }
-      // The broker's wait for replicas ends before our request timeout: a slow ISR comes
-      // back as an error from the broker instead of a timeout on our side.
-      await this.producer.sendBatch({ timeout: REQUEST_TIMEOUT_MS - 2000, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-      this.stats.sentMessages += chunk.length;
-      shipped(chunk.length);
+      const report = (batches: SpooledMessage[][]) => {
+        const done = batches.flat();
+        this.stats.sentMessages += done.length;
+        if (done.length > 0) shipped(done);
+      };
+      try {
+        // The broker's wait for replicas ends before our request timeout: a slow ISR comes
+        // back as an error from the broker instead of a timeout on our side.
+        await this.producer.sendBatch({ timeout: REQUEST_TIMEOUT_MS - 2000, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      } catch (err) {
+        const delivered = deliveredWith(err);
+        report(request.filter((b) => delivered.has(partitionOf(b[0]!.topic, b[0]!.partition))));
+        throw err;
+      }
+      report(request);
     }
   }
 
@@ -128,7 +164,7 @@ export class Shipper {
     this.opts.log.warn({ err: (err as Error).message }, 'kafka unavailable; spooling');
   }
 
-  /** `alone`: msgs were offered to Kafka, so their replay must offer the same chunks. */
+  /** `alone`: msgs were offered to Kafka, so their replay must start their partitions' batches where they were. */
   private spool(msgs: SpooledMessage[], alone = false): void {
     const refused = this.opts.spool.stats.writeErrors;
     this.opts.spool.append(msgs, alone);
@@ -147,15 +183,17 @@ export class Shipper {
       try {
         if (!(await this.ensureConnected())) throw new Error('not connected');
         await this.opts.spool.replayOldest((msgs, shipped) =>
-          this.deliverInChunks(msgs, (n) => {
-            shipped(n);
-            replayed += n;
+          this.deliver(msgs, (done) => {
+            shipped(done);
+            replayed += done.length;
           }),
         );
       } catch (err) {
         if (this.connected) this.failed(err); // a failed connect counted itself
         this.connected = false;
         await this.producer.disconnect().catch(() => undefined);
+        // close() may have come while this disconnected: its wake() is spent already.
+        if (this.closed) break;
         await new Promise<void>((resolve) => {
           this.wake = resolve;
           setTimeout(resolve, this.retryMs).unref();

@@ -9,10 +9,10 @@
  * what it wrote of itself is cut off again, or if that fails too its segment is closed, so
  * that nothing appended later sits behind a torn entry, where a replay would not reach it.
  *
- * A segment handed out for replay is never appended to again, and a replay resumes after
- * what was shipped: a delivery whose outcome is unknown (the broker hung) is retried with
- * exactly the same messages, which the idempotent producer needs to recognise a batch the
- * broker did write and not write it twice.
+ * A segment handed out for replay is never appended to again, and a replay offers it again
+ * without what was shipped, in order: a delivery whose outcome is unknown (the broker hung)
+ * is retried with the same messages, which the idempotent producer needs to recognise a
+ * batch the broker did write and not write it twice.
  *
  * Entry layout: u32 length of the rest | u32 crc32 of the rest | u16 topic length | topic |
  *               i32 partition | frame bytes
@@ -60,8 +60,8 @@ export class Spool {
   private readonly sizes = new Map<number, number>();
   /** Messages not yet shipped, per segment. */
   private readonly counts = new Map<number, number>();
-  /** Messages already shipped from the front of a segment (this run only). */
-  private readonly shippedFront = new Map<number, number>();
+  /** Indexes of the messages of a segment already shipped (this run only). */
+  private readonly shipped = new Map<number, Set<number>>();
   /** The segment appends may extend: never a previous run's, a replayed or a sealed one. */
   private appendTo: number | null = null;
   private replaying: number | null = null;
@@ -149,7 +149,7 @@ export class Spool {
   private enforceLimit(): void {
     while (this.stats.bytes > this.opts.maxBytes && this.segments.length > 1 && this.segments[0] !== this.replaying) {
       const oldest = this.segments.shift()!;
-      for (const m of this.read(oldest).slice(this.shippedFront.get(oldest) ?? 0)) {
+      for (const m of this.unshipped(oldest).keys()) {
         this.stats.droppedMessages += 1;
         this.stats.droppedRecords += recordsIn(m.value);
       }
@@ -162,7 +162,7 @@ export class Spool {
     if (this.appendTo === n) this.appendTo = null;
     this.sizes.delete(n);
     this.counts.delete(n);
-    this.shippedFront.delete(n);
+    this.shipped.delete(n);
     this.tornCounted.delete(n);
     this.recount();
   }
@@ -204,23 +204,36 @@ export class Spool {
     return out;
   }
 
+  /** The messages of segment n not shipped yet, in order, each with its index in the segment. */
+  private unshipped(n: number): Map<SpooledMessage, number> {
+    const shipped = this.shipped.get(n);
+    return new Map(this.read(n).flatMap((m, i) => (shipped?.has(i) ? [] : [[m, i] as const])));
+  }
+
   /**
-   * Hands the oldest segment's unshipped messages to `ship`, which reports with `shipped(n)`
-   * each time n more of them are in Kafka; the segment is deleted once `ship` resolves, and
-   * if it throws the next replay starts after what was reported. Returns false when there
-   * is nothing to replay. The segment is sealed: appends meanwhile and later go to a new one.
+   * Hands the oldest segment's unshipped messages to `ship`, which reports with `shipped(ms)`
+   * each time some of them (the very objects it was given) are in Kafka; the segment is
+   * deleted once `ship` resolves, and if it throws the next replay offers what was not
+   * reported. Returns false when there is nothing to replay. The segment is sealed: appends
+   * meanwhile and later go to a new one.
    */
-  async replayOldest(ship: (msgs: SpooledMessage[], shipped: (n: number) => void) => Promise<void>): Promise<boolean> {
+  async replayOldest(ship: (msgs: SpooledMessage[], shipped: (msgs: SpooledMessage[]) => void) => Promise<void>): Promise<boolean> {
     const oldest = this.segments[0];
     if (oldest === undefined) return false;
     this.replaying = oldest;
     if (this.appendTo === oldest) this.appendTo = null;
     try {
-      const msgs = this.read(oldest).slice(this.shippedFront.get(oldest) ?? 0);
-      if (msgs.length > 0)
-        await ship(msgs, (n) => {
-          this.shippedFront.set(oldest, (this.shippedFront.get(oldest) ?? 0) + n);
-          this.counts.set(oldest, this.counts.get(oldest)! - n);
+      const pending = this.unshipped(oldest);
+      const shipped = this.shipped.get(oldest) ?? new Set<number>();
+      this.shipped.set(oldest, shipped);
+      if (pending.size > 0)
+        await ship([...pending.keys()], (done) => {
+          for (const m of done) {
+            const i = pending.get(m);
+            if (i === undefined || shipped.has(i)) continue;
+            shipped.add(i);
+            this.counts.set(oldest, this.counts.get(oldest)! - 1);
+          }
           this.recount();
         });
     } finally {

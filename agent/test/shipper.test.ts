@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { localInfraConfig, startKafka, stopProcess } from '@meshlens/deploy/local';
 import { consumeRecords } from '@meshlens/e2e/kafka';
 import { encodeFrame, sampleTcpRecords, type TcpRecord } from '@meshlens/schemas';
-import { Shipper } from '../src/shipper.js';
+import { requestsFor, Shipper } from '../src/shipper.js';
 import { Spool, type SpooledMessage } from '../src/spool.js';
 
 const PARTITIONS = 3;
@@ -53,6 +53,43 @@ function batch(b: number, t = topic): SpooledMessage[] {
     value: encodeFrame('tcp', sampleTcpRecords(20, b * 10 + p).map((r, i) => ({ ...r, sock_cookie: b * 1000 + p * 100 + i }))),
   }));
 }
+
+describe('shipper: requests and batches', () => {
+  const key = (m: SpooledMessage) => `${m.topic}/${m.partition}`;
+  // Two topics, three partitions each, messages of 100-900 bytes in an interleaved order.
+  const msgs: SpooledMessage[] = Array.from({ length: 60 }, (_, i) => ({
+    topic: i % 2 ? 'a' : 'b',
+    partition: i % 3,
+    value: Buffer.alloc(100 + ((i * 337) % 800), i),
+  }));
+  const batchesOf = (requests: SpooledMessage[][][]) => {
+    const out = new Map<string, SpooledMessage[][]>();
+    for (const request of requests) for (const b of request) out.set(key(b[0]!), [...(out.get(key(b[0]!)) ?? []), b]);
+    return out;
+  };
+
+  it('carries at most one batch per partition per request, each under the budget, in order', () => {
+    const requests = requestsFor(msgs, 2000);
+    assert.ok(requests.length > 1, 'the budget should cut partitions into several batches');
+    for (const request of requests) {
+      const keys = request.map((b) => key(b[0]!));
+      assert.equal(new Set(keys).size, keys.length, 'one batch per partition');
+      for (const b of request) {
+        assert.ok(b.every((m) => key(m) === key(b[0]!)), 'a batch holds one partition');
+        assert.ok(b.length === 1 || b.reduce((n, m) => n + m.value.length, 0) <= 2000, 'a batch of several stays under the budget');
+      }
+    }
+    for (const [k, batches] of batchesOf(requests)) assert.deepEqual(batches.flat(), msgs.filter((m) => key(m) === k), `${k}: every message once, in order`);
+  });
+
+  it("cuts a partition's batches the same whatever was shipped of the others", () => {
+    const before = batchesOf(requestsFor(msgs, 2000));
+    // The first request half written: the partitions of topic a were, those of b were not.
+    const written = new Set(requestsFor(msgs, 2000)[0]!.filter((b) => b[0]!.topic === 'a').flat());
+    const after = batchesOf(requestsFor(msgs.filter((m) => !written.has(m)), 2000));
+    for (const [k, batches] of before) assert.deepEqual(after.get(k), k.startsWith('a/') ? batches.slice(1) : batches, k);
+  });
+});
 
 describe('shipper: Kafka goes away and comes back', () => {
   const kafka = new Kafka({ clientId: 'meshlens-test', brokers: [`127.0.0.1:${cfg.kafkaPort}`], logLevel: logLevel.NOTHING });

@@ -55,15 +55,16 @@ describe('on-disk spool', () => {
     assert.deepEqual(await replayAll(spool), [message(1), message(2)]);
   });
 
-  it('resumes a replay after what was reported shipped, offering the rest exactly as before', async () => {
+  it('resumes a replay without what was reported shipped, offering the rest in order as before', async () => {
     const spool = new Spool({ dir: tempDir(), maxBytes: 1 << 20 });
     const sent = Array.from({ length: 6 }, (_, i) => message(i));
     spool.append(sent);
     const offered: SpooledMessage[][] = [];
+    // Not a prefix: one broker of a cluster wrote its partitions' messages, another failed.
     await assert.rejects(
       spool.replayOldest(async (msgs, shipped) => {
         offered.push(msgs);
-        shipped(2);
+        shipped([msgs[1]!, msgs[4]!]);
         throw new Error('broker hung');
       }),
       /broker hung/,
@@ -71,14 +72,33 @@ describe('on-disk spool', () => {
     assert.equal(spool.stats.messages, 4, 'the two reported shipped are no longer pending');
     // Appended after a replay began: never mixed into the segment being retried.
     spool.append([message(9)]);
+    const rest = [sent[0]!, sent[2]!, sent[3]!, sent[5]!];
     await assert.rejects(
-      spool.replayOldest(async (msgs) => {
+      spool.replayOldest(async (msgs, shipped) => {
         offered.push(msgs);
+        shipped([msgs[0]!, msgs[0]!]); // reported twice, counted once
         throw new Error('broker hung');
       }),
     );
-    assert.deepEqual(offered, [sent, sent.slice(2)]);
-    assert.deepEqual(await replayAll(spool), [...sent.slice(2), message(9)], 'the segment again without what was shipped, then the later one');
+    assert.equal(spool.stats.messages, 4, 'three of the segment and the later one');
+    assert.deepEqual(offered, [sent, rest]);
+    assert.deepEqual(await replayAll(spool), [...rest.slice(1), message(9)], 'the segment again without what was shipped, then the later one');
+  });
+
+  it('counts as dropped only what a dropped segment had not shipped', async () => {
+    const spool = new Spool({ dir: tempDir(), maxBytes: 24 * 1024, segmentBytes: 4096 });
+    const first = Array.from({ length: 4 }, (_, i) => message(i));
+    spool.append(first, true);
+    await assert.rejects(
+      spool.replayOldest(async (msgs, shipped) => {
+        shipped([msgs[0]!, msgs[2]!]);
+        throw new Error('broker gone');
+      }),
+    );
+    // Past the limit: the oldest segment goes, with the two messages it had not shipped.
+    for (let i = 10; spool.stats.droppedMessages === 0; i++) spool.append([message(i)]);
+    assert.equal(spool.stats.droppedMessages, 2);
+    assert.equal(spool.stats.droppedRecords, decodeFrame(first[1]!.value).records.length + decodeFrame(first[3]!.value).records.length);
   });
 
   it('keeps messages appended alone in one segment of their own, whatever the segment size', async () => {

@@ -1,7 +1,11 @@
-/** Apache Kafka in KRaft combined mode (one broker that is its own controller) on loopback. */
+/**
+ * Apache Kafka in KRaft combined mode (one broker that is its own controller) on loopback;
+ * more brokers can join it, for tests of what a cluster does that one broker cannot (one of
+ * several brokers gone while the others answer).
+ */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import type { LocalInfraConfig } from './config.js';
@@ -10,6 +14,27 @@ import { InfraError, assertPortFree, spawnDaemon, waitReady } from './processes.
 export interface KafkaEndpoint {
   pid: number;
   brokers: string[];
+}
+
+/** A broker-only node that joins the combined node of the same configuration. */
+export interface JoiningBroker {
+  /** Kafka's node.id; the combined node is 1. */
+  nodeId: number;
+  port: number;
+}
+
+/** The combined node, or the joining broker `node`. */
+interface Node {
+  id: number;
+  port: number;
+  dir: string;
+  roles: string;
+}
+
+function nodeOf(cfg: LocalInfraConfig, joining?: JoiningBroker): Node {
+  if (!joining) return { id: 1, port: cfg.kafkaPort, dir: join(cfg.stateDir, 'kafka'), roles: 'broker,controller' };
+  if (joining.nodeId === 1) throw new InfraError('node.id 1 is the combined node; a joining broker needs another');
+  return { id: joining.nodeId, port: joining.port, dir: join(cfg.stateDir, `kafka-${joining.nodeId}`), roles: 'broker' };
 }
 
 function jarsDir(cfg: LocalInfraConfig): string {
@@ -30,11 +55,12 @@ function assertJava(): void {
 /** Java properties quoting for the JAAS line: backslash and double quote escaped. */
 const jaasString = (v: string) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 
-function listenerProps(cfg: LocalInfraConfig): Record<string, string> {
+function listenerProps(cfg: LocalInfraConfig, node: Node): Record<string, string> {
   const name = cfg.kafkaSasl ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
+  const controller = node.roles.includes('controller') ? `,CONTROLLER://127.0.0.1:${cfg.kafkaControllerPort}` : '';
   const props: Record<string, string> = {
-    listeners: `${name}://127.0.0.1:${cfg.kafkaPort},CONTROLLER://127.0.0.1:${cfg.kafkaControllerPort}`,
-    'advertised.listeners': `${name}://127.0.0.1:${cfg.kafkaPort}`,
+    listeners: `${name}://127.0.0.1:${node.port}${controller}`,
+    'advertised.listeners': `${name}://127.0.0.1:${node.port}`,
     'controller.listener.names': 'CONTROLLER',
     'listener.security.protocol.map': `CONTROLLER:PLAINTEXT,${name}:${name}`,
     'inter.broker.listener.name': name,
@@ -49,12 +75,13 @@ function listenerProps(cfg: LocalInfraConfig): Record<string, string> {
   return props;
 }
 
-function writeConfig(cfg: LocalInfraConfig, dir: string): string {
+function writeConfig(cfg: LocalInfraConfig, node: Node): string {
+  const dir = node.dir;
   const props = {
-    'process.roles': 'broker,controller',
-    'node.id': '1',
+    'process.roles': node.roles,
+    'node.id': String(node.id),
     'controller.quorum.voters': `1@127.0.0.1:${cfg.kafkaControllerPort}`,
-    ...listenerProps(cfg),
+    ...listenerProps(cfg, node),
     'log.dirs': join(dir, 'data'),
     'num.partitions': '8',
     'offsets.topic.replication.factor': '1',
@@ -89,7 +116,8 @@ function javaArgs(cfg: LocalInfraConfig, dir: string, mainClass: string, args: s
   ];
 }
 
-export async function kafkaAnswers(brokers: string[], sasl?: LocalInfraConfig['kafkaSasl']): Promise<boolean> {
+/** Whether the cluster answers at `brokers` (and, given `nodeId`, counts that broker in). */
+export async function kafkaAnswers(brokers: string[], sasl?: LocalInfraConfig['kafkaSasl'], nodeId?: number): Promise<boolean> {
   const admin = new Kafka({
     clientId: 'meshlens-infra',
     brokers,
@@ -101,7 +129,7 @@ export async function kafkaAnswers(brokers: string[], sasl?: LocalInfraConfig['k
   try {
     await admin.connect();
     const cluster = await admin.describeCluster();
-    return cluster.brokers.length > 0;
+    return nodeId === undefined ? cluster.brokers.length > 0 : cluster.brokers.some((b) => b.nodeId === nodeId);
   } catch {
     return false;
   } finally {
@@ -109,25 +137,40 @@ export async function kafkaAnswers(brokers: string[], sasl?: LocalInfraConfig['k
   }
 }
 
-export async function startKafka(cfg: LocalInfraConfig): Promise<KafkaEndpoint> {
+/** The cluster id the combined node was formatted with: a joining broker must carry the same. */
+function clusterId(cfg: LocalInfraConfig): string {
+  const meta = join(nodeOf(cfg).dir, 'data', 'meta.properties');
+  const id = existsSync(meta) ? /^cluster\.id=(.+)$/m.exec(readFileSync(meta, 'utf8'))?.[1] : undefined;
+  if (!id) throw new InfraError(`no Kafka cluster to join: ${meta} has no cluster.id (start the combined node first)`);
+  return id.trim();
+}
+
+/**
+ * Starts the combined node, or with `joining` a broker that joins it (the combined node
+ * must be running). Each keeps its data under the state dir, so a stopped node started
+ * again comes back with its partitions.
+ */
+export async function startKafka(cfg: LocalInfraConfig, joining?: JoiningBroker): Promise<KafkaEndpoint> {
   assertJava();
+  const node = nodeOf(cfg, joining);
   // Checked here too (not only in infraUp): a broker that cannot bind would otherwise look
   // ready whenever some other process answers on the port.
-  await assertPortFree(cfg.kafkaPort, 'Kafka', 'MESHLENS_KAFKA_PORT');
-  await assertPortFree(cfg.kafkaControllerPort, 'Kafka controller', 'MESHLENS_KAFKA_CONTROLLER_PORT');
-  const dir = join(cfg.stateDir, 'kafka');
+  await assertPortFree(node.port, 'Kafka', joining ? 'the joining broker\'s port' : 'MESHLENS_KAFKA_PORT');
+  if (!joining) await assertPortFree(cfg.kafkaControllerPort, 'Kafka controller', 'MESHLENS_KAFKA_CONTROLLER_PORT');
+  const dir = node.dir;
   mkdirSync(dir, { recursive: true });
-  const propsFile = writeConfig(cfg, dir);
+  const propsFile = writeConfig(cfg, node);
   const logFile = join(dir, 'kafka.log');
   if (!existsSync(join(dir, 'data', 'meta.properties'))) {
-    const r = spawnSync('java', javaArgs(cfg, dir, 'kafka.tools.StorageTool', ['format', '-t', randomUUID(), '-c', propsFile]), {
+    const id = joining ? clusterId(cfg) : randomUUID();
+    const r = spawnSync('java', javaArgs(cfg, dir, 'kafka.tools.StorageTool', ['format', '-t', id, '-c', propsFile]), {
       encoding: 'utf8',
       timeout: 60_000,
     });
     if (r.status !== 0) throw new InfraError(`formatting Kafka storage failed: ${(r.stderr || r.stdout || String(r.error)).trim().split('\n').pop()}`);
   }
   const pid = spawnDaemon('java', javaArgs(cfg, dir, 'kafka.Kafka', [propsFile]), logFile, dir);
-  const brokers = [`127.0.0.1:${cfg.kafkaPort}`];
-  await waitReady('Kafka', pid, logFile, cfg.readyTimeoutMs, () => kafkaAnswers(brokers, cfg.kafkaSasl));
+  const brokers = [`127.0.0.1:${node.port}`];
+  await waitReady('Kafka', pid, logFile, cfg.readyTimeoutMs, () => kafkaAnswers(brokers, cfg.kafkaSasl, node.id));
   return { pid, brokers };
 }
