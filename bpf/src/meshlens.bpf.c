@@ -33,6 +33,7 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define SOL_TCP 6
+#define EADDRNOTAVAIL 99
 #define DNS_PORT 53
 #define ML_CB_FLAGS (BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_RTO_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG)
 
@@ -364,10 +365,17 @@ static __always_inline void emit_tcp(__u32 kind, __u64 cookie, struct ml_sock *s
 
 /* A connect that failed (SYN_SENT -> CLOSE): an event, not a record. The kernel entry goes at
  * once; user space forgets its reading on the event. tcp_done_with_error()/tcp_write_err()
- * set sk_err before moving to CLOSE. */
-static __always_inline void connect_failed(__u64 cookie, struct ml_sock *s, struct sock *sk, __u64 now)
+ * set sk_err before moving to CLOSE. A connect() that found no free local port returns
+ * EADDRNOTAVAIL without setting it: that is the one failure after SYN_SENT that leaves the
+ * socket without a source port ever assigned (inet_sport survives the port's release at
+ * CLOSE), so it is named here. */
+static __always_inline void connect_failed(__u64 cookie, struct ml_sock *s, struct tcp_sock *tp, __u64 now)
 {
-	emit_tcp(ML_EV_CONNECT_FAILED, cookie, s, sk->sk_err, now);
+	int err = tp_sk(tp)->sk_err;
+
+	if (!err && !tp->inet_conn.icsk_inet.inet_sport)
+		err = EADDRNOTAVAIL;
+	emit_tcp(ML_EV_CONNECT_FAILED, cookie, s, err, now);
 	bpf_map_delete_elem(&ml_socks, &cookie);
 }
 
@@ -461,7 +469,7 @@ int BPF_PROG(ml_state, struct sock *sk, int oldstate, int newstate)
 		s->syn_retrans = syn_retransmissions(tp);
 
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
-		connect_failed(cookie, s, sk, now);
+		connect_failed(cookie, s, tp, now);
 		return 0;
 	}
 	if (newstate == TCP_CLOSE) {
@@ -600,7 +608,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		s->state = TCP_CLOSE;
 		if (skops->args[0] == BPF_TCP_SYN_SENT) {
 			s->syn_retrans = syn_retransmissions(tp);
-			connect_failed(cookie, s, tp_sk(tp), now);
+			connect_failed(cookie, s, tp, now);
 		} else {
 			mark_closed(s, now);
 		}

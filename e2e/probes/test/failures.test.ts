@@ -14,6 +14,8 @@ const BLACKHOLED_PORT = 8081;
 const REFUSED_PORT = 8082;
 const MARKER_PORT = 8083;
 const UNREACHABLE_PORT = 80;
+const PORT_RANGE = [40_000, 40_001] as const;
+const EADDRNOTAVAIL = 99;
 
 const isTcp = (e: ProbeEvent): e is TcpEvent => e.type === 'tcp';
 
@@ -36,8 +38,10 @@ describe('connect failures and resets', () => {
     // c gives up on unanswered SYNs after one retransmission (~3 s) so timeouts stay quick; u
     // keeps the default, so the ICMP error from the router's failed neighbour lookup (~3 s)
     // always arrives before its connects could time out.
-    lab = await createLab({ prefix: 'prfail', hosts: [{ name: 'c' }, { name: 'u' }, { name: 's' }] });
+    lab = await createLab({ prefix: 'prfail', hosts: [{ name: 'c' }, { name: 'u' }, { name: 's' }, { name: 'p' }] });
     await lab.host('c').exec('sysctl', ['-qw', 'net.ipv4.tcp_syn_retries=1']);
+    // p has two local ports to connect from (IPv4 and IPv6 share the range).
+    await lab.host('p').exec('sysctl', ['-qw', `net.ipv4.ip_local_port_range=${PORT_RANGE.join(' ')}`]);
     await lab.blackhole('s', BLACKHOLED_PORT);
     probes = openProbes();
   });
@@ -93,6 +97,35 @@ describe('connect failures and resets', () => {
         const kernel = nstatAfter[i]!.TcpRetransSegs! - nstatBefore[i]!.TcpRetransSegs!;
         t.diagnostic(`${h.name}: SYN retransmissions ${synRetrans}, nstat TcpRetransSegs ${kernel}`);
         assert.equal(synRetrans, kernel, `${h.name}: SYN retransmissions vs nstat`);
+      }
+    });
+
+    test(`IPv${family}: a connect that finds no free local port is one event, with the connecting process`, async () => {
+      const [p, s] = [lab.host('p'), lab.host('s')];
+      const serverIp = family === 4 ? s.ip4 : s.ip6;
+      const { server, port } = await startServer(s, serverIp, 0);
+      // Two connections to one server take both local ports there are for it.
+      const holders = [Peer.start(p, ['hold', serverIp, String(port)]), Peer.start(p, ['hold', serverIp, String(port)])];
+      try {
+        const used = await Promise.all(holders.map(async (h) => (await h.next<{ localPort: number }>('connected')).localPort));
+        assert.deepEqual(used.sort(), [...PORT_RANGE], 'the holders have the whole range');
+        const ev = recorder(probes);
+        const third = Peer.start(p, ['client', serverIp, String(port), '10']);
+        assert.equal((await third.next('error')).code, 'EADDRNOTAVAIL', 'what the client saw');
+        // A refused connect from the same host after it: the ring buffer is ordered.
+        const markerLocal = 43_000 + family; // bound explicitly: outside the range, free
+        assert.deepEqual(await attempt(p, serverIp, REFUSED_PORT, markerLocal, 1), [{ localPort: markerLocal, outcome: 'ECONNREFUSED' }]);
+        const failure = (e: ProbeEvent): e is TcpEvent => isTcp(e) && e.kind === 'connect_failed' && e.owner.netns === p.netnsInode();
+        await ev.until('the marker', (e): e is TcpEvent => failure(e) && e.remote.port === REFUSED_PORT);
+        ev.stop();
+        const events = ev.seen.filter((e): e is TcpEvent => failure(e) && e.remote.port === port);
+        assert.deepEqual(
+          events.map((e) => ({ family: e.family, remote: e.remote, localPort: e.local.port, errno: e.errno, cls: e.errnoClass, role: e.role, pid: e.owner.pid, synRetrans: e.synRetrans })),
+          [{ family, remote: { ip: serverIp, port }, localPort: 0, errno: EADDRNOTAVAIL, cls: 'other', role: 'client', pid: third.pid, synRetrans: 0 }],
+        );
+      } finally {
+        for (const h of holders) h.child.kill();
+        await server.stop();
       }
     });
 
