@@ -110,12 +110,28 @@ describe('shipper: one broker of two goes away', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  it('spools only what the missing broker did not write, and writes each record once', async () => {
+  /**
+   * Batch 0 shipped, then `during` with the second broker unreachable, then reachable again:
+   * the spool must drain, batch n-1 goes out, and each record of the n batches is in Kafka once.
+   */
+  async function throughOutage(n: number, during: (topic: string, shipper: Shipper, spool: Spool) => Promise<void>): Promise<void> {
     const topic = await splitTopic();
     const { shipper, spool } = newShipper();
     try {
       await shipper.send(batch(topic, 0));
       setUnreachable(true);
+      await during(topic, shipper, spool);
+      setUnreachable(false);
+      assert.equal(await shipper.flush(60_000), true, 'the spool drains once the second broker answers again');
+      await shipper.send(batch(topic, n - 1));
+    } finally {
+      await shipper.close();
+    }
+    await assertEachOnce(topic, n);
+  }
+
+  it('spools only what the missing broker did not write, and writes each record once', () =>
+    throughOutage(4, async (topic, shipper, spool) => {
       await shipper.send(batch(topic, 1));
       assert.equal(spool.stats.messages, 1, "only partition 1's message waits: the first broker wrote partition 0's");
       assert.equal(shipper.stats.sentMessages, 3);
@@ -123,33 +139,15 @@ describe('shipper: one broker of two goes away', () => {
       await until(() => shipper.stats.sendErrors >= 3, 30_000, 'two replays have failed');
       await shipper.send(batch(topic, 2));
       assert.equal(spool.stats.messages, 3, 'behind the spool, batch 2 waits whole');
-      setUnreachable(false);
-      assert.equal(await shipper.flush(60_000), true, 'the spool drains once the second broker answers again');
-      await shipper.send(batch(topic, 3));
-    } finally {
-      await shipper.close();
-    }
-    await assertEachOnce(topic, 4);
-  });
+    }));
 
-  it('replays a spooled request of which one broker wrote its share without writing that share again', async () => {
-    const topic = await splitTopic();
-    const { shipper, spool } = newShipper();
-    try {
-      await shipper.send(batch(topic, 0));
+  it('replays a spooled request of which one broker wrote its share without writing that share again', () =>
+    throughOutage(3, async (topic, shipper, spool) => {
       // Left by an earlier outage: both partitions' messages in one segment, never offered.
       spool.append(batch(topic, 1));
-      setUnreachable(true);
       assert.equal(await shipper.flush(3000), false, 'partition 1 cannot be delivered yet');
       assert.equal(spool.stats.messages, 1, "partition 0's message is shipped, partition 1's waits");
       assert.equal(shipper.stats.sentMessages, 3);
       await until(() => shipper.stats.sendErrors >= 3, 30_000, 'replays of what is left have failed');
-      setUnreachable(false);
-      assert.equal(await shipper.flush(60_000), true, 'the spool drains once the second broker answers again');
-      await shipper.send(batch(topic, 2));
-    } finally {
-      await shipper.close();
-    }
-    await assertEachOnce(topic, 3);
-  });
+    }));
 });
