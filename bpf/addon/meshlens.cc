@@ -434,7 +434,8 @@ class Probes : public Napi::ObjectWrap<Probes> {
       auto *s = reinterpret_cast<struct ml_sock *>(values.data() + i * sizeof(struct ml_sock));
       struct ml_read_item item = {keys[i], s->owner.netns, static_cast<__u32>(ml_read_full(s, updated_since, opened_since))};
       stream_.insert(stream_.end(), reinterpret_cast<uint8_t *>(&item), reinterpret_cast<uint8_t *>(&item + 1));
-      if (item.full) stream_.insert(stream_.end(), reinterpret_cast<uint8_t *>(s), reinterpret_cast<uint8_t *>(s + 1));
+      if (item.full) stream_.insert(stream_.end(), reinterpret_cast<uint8_t *>(s), reinterpret_cast<uint8_t *>(s) + ML_SOCK_HANDED);
+      s->sk = 0; // nor kept in the scratch buffer once it is freed
     }
   }
 
@@ -485,7 +486,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
       at += sizeof(item);
       if (!item.full) continue;
       auto *s = reinterpret_cast<const struct ml_sock *>(stream_.data() + at);
-      at += sizeof(struct ml_sock);
+      at += ML_SOCK_HANDED;
       bool closed = s->flags & ML_SOCK_CLOSED;
       if (s->hist_spilled) spilled_.insert(item.cookie);
       if (closed && (delete_closed || !in_scope)) gone.push_back(item.cookie);
@@ -498,12 +499,12 @@ class Probes : public Napi::ObjectWrap<Probes> {
     }
     // Sockets, then the spills that were looked up after them: [cookie, ml_sock] per socket,
     // then [cookie, ml_hist] per spill.
-    const size_t sock_item = 8 + sizeof(struct ml_sock);
+    const size_t sock_item = 8 + ML_SOCK_HANDED;
     size_t need = picked_.size() * sock_item + spills_.size();
     uint8_t *out = OutBuffer(need);
     for (size_t i = 0; i < picked_.size(); i++) {
       memcpy(out + i * sock_item, stream_.data() + picked_[i], 8);
-      memcpy(out + i * sock_item + 8, stream_.data() + picked_[i] + sizeof(struct ml_read_item), sizeof(struct ml_sock));
+      memcpy(out + i * sock_item + 8, stream_.data() + picked_[i] + sizeof(struct ml_read_item), ML_SOCK_HANDED);
     }
     if (!spills_.empty()) memcpy(out + picked_.size() * sock_item, spills_.data(), spills_.size());
     if (stream_.capacity() > (1u << 20) && stream_.size() < stream_.capacity() / 4) stream_.shrink_to_fit();
@@ -512,7 +513,7 @@ class Probes : public Napi::ObjectWrap<Probes> {
     result.Set("inScope", static_cast<double>(in_scope_count));
     result.Set("buf", out_.Value());
     result.Set("count", static_cast<double>(picked_.size()));
-    result.Set("valueSize", static_cast<double>(sizeof(struct ml_sock)));
+    result.Set("valueSize", static_cast<double>(ML_SOCK_HANDED));
     result.Set("spillsAt", static_cast<double>(picked_.size() * sock_item));
     result.Set("spillCount", static_cast<double>(spills_.size() / (8 + sizeof(struct ml_hist))));
     result.Set("spillValueSize", static_cast<double>(sizeof(struct ml_hist)));

@@ -824,7 +824,7 @@ int ml_read(struct bpf_iter__bpf_map_elem *ctx)
 	if (bpf_seq_write(ctx->meta->seq, &item, sizeof(item)))
 		return 0;
 	if (item.full)
-		bpf_seq_write(ctx->meta->seq, s, sizeof(*s));
+		bpf_seq_write(ctx->meta->seq, s, ML_SOCK_HANDED);
 	return 0;
 }
 

@@ -133,9 +133,14 @@ struct ml_sock {
 	/* Samples counted in ml_hist_spill under this socket's cookie instead. */
 	__u32 hist_spilled;
 	/* The kernel's struct tcp_sock, for ml_read only, which reads it through a
-	 * fault-safe cast and only while it still carries this entry's cookie. */
+	 * fault-safe cast and only while it still carries this entry's cookie. Last, so that
+	 * what user space is handed stops before it (ML_SOCK_HANDED). */
 	__u64 sk;
 };
+
+/* Bytes of an entry handed to user space: all but the kernel address, which user space has
+ * no use for and should not hold (it would tell where the kernel's memory is). */
+#define ML_SOCK_HANDED __builtin_offsetof(struct ml_sock, sk)
 
 /* Whether a read with these `since` parameters (ML_CFG_READ_*_SINCE_NS) hands an entry over
  * in full: a closed socket always (its values are final), an open one if it was updated or

@@ -4,6 +4,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
 import { loadNative, OBJECT_PATH } from '../src/native.js';
 import { cgroup2Mount } from '../src/index.js';
 
@@ -53,6 +55,33 @@ test('the addon was compiled against the same ml_sock and ml_hist as the object'
   assert.equal(native.compiled.sockValueSize, ref.size);
   assert.equal(native.compiled.sockFlagsOffset, ref.members!.find((m) => m.name === 'flags')!.bits_offset / 8);
   assert.equal(native.compiled.histValueSize, struct('ml_hist').size);
+});
+
+// A kernel address in user space's hands would tell where the kernel's memory is (KASLR):
+// entries keep their socket's for the kernel side's own reads, and must stop before it.
+test('what a read of the socket map hands to user space holds no kernel address, with ml_read or without', async () => {
+  // Attached before the connection below, so that its map has it too.
+  const fallback = new native.Probes(OBJECT_PATH, cgroup2Mount(), ['ml_read']);
+  const server = net.createServer((s) => s.resume()).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await once(client, 'connect');
+  try {
+    const sk = struct('ml_sock').members!.find((m) => m.name === 'sk')!;
+    for (const [how, p] of [['ml_read', probes], ['batch lookup', fallback]] as const) {
+      const raw = p.readSockets(false, null, null, true);
+      assert.ok(raw.count > 0, `${how}: sockets read`);
+      assert.equal(raw.valueSize, sk.bits_offset / 8, `${how}: each entry stops before its kernel address`);
+      const view = Buffer.from(raw.buf, 0, raw.spillsAt);
+      const kernel = [];
+      for (let at = 0; at + 8 <= view.length; at += 8) if (view.readBigUInt64LE(at) >= 0xffff800000000000n) kernel.push(at);
+      assert.deepEqual(kernel, [], `${how}: offsets of words that are kernel addresses`);
+    }
+  } finally {
+    fallback.close();
+    client.destroy();
+    server.close();
+  }
 });
 
 test('counter and event-kind names come from BTF enums', () => {
