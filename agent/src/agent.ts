@@ -229,7 +229,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     toEpochMs: monoUsToEpochMs,
   };
 
-  const dns = new DnsMatcher({ timeoutUs: cfg.dnsTimeoutMs * 1000 });
+  // Without the DNS capture (--no-dns) no DNS packet ever comes: nothing to match or expire.
+  const dns = cfg.dns ? new DnsMatcher({ timeoutUs: cfg.dnsTimeoutMs * 1000 }) : null;
   const pending: Batch = { tcp: [], tcp_event: [], dns: [] };
   const sweeper = new TcpSweeper(ephemeralRange());
   const unsubscribe = probes.onEvent((e: ProbeEvent) => {
@@ -245,7 +246,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       // is read: ask the table, then record it translated like the connection's other events.
       if (table?.missed(r)) void resolveNat(table, r).then((x) => pending.tcp_event.push(x));
       else pending.tcp_event.push(r);
-    } else if (inScope(e.netns)) {
+    } else if (dns && inScope(e.netns)) {
       const x = dns.add(e);
       if (x) pending.dns.push(dnsRecord(x, eventCtx));
     }
@@ -337,7 +338,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
       probes.deleteSockets(done);
       count('tcp', tcp);
     }
-    for (const x of dns.expire(monoNowUs())) pending.dns.push(dnsRecord(x, eventCtx));
+    for (const x of dns?.expire(monoNowUs()) ?? []) pending.dns.push(dnsRecord(x, eventCtx));
     const events = { tcp_event: [...pending.tcp_event.splice(0), ...synTimeouts], dns: pending.dns.splice(0) };
     count('tcp_event', events.tcp_event.length);
     count('dns', events.dns.length);
@@ -347,7 +348,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, stdout: NodeJS.W
     metrics.sockets.set(scan.inScope);
     metrics.readings.set(sweeper.tracked);
     for (const [k, v] of Object.entries(probes.readCounters())) metrics.kernel.set({ counter: k }, v);
-    metrics.dnsPending.set(dns.outstanding);
+    metrics.dnsPending.set(dns?.outstanding ?? 0);
     metrics.natEntries.set([...nat.values()].reduce((n, t) => n + t.size, 0));
     if (spool && shipper) {
       metrics.spoolBytes.set(spool.stats.bytes);
