@@ -13,12 +13,12 @@ import { after, before, describe, it } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { pino } from 'pino';
 import { localInfraConfig, startKafka, stopProcess, type JoiningBroker } from '@meshlens/deploy/local';
-import { consumeRecords } from '@meshlens/e2e/kafka';
-import { encodeFrame, sampleTcpRecords, type TcpRecord } from '@meshlens/schemas';
+import { waitFor } from '@meshlens/bpf/testing';
 import { Shipper } from '../src/shipper.js';
-import { Spool, type SpooledMessage } from '../src/spool.js';
+import { Spool } from '../src/spool.js';
+import { assertEachRecordOnce, batch } from './support/batches.js';
 
-const RECORDS = 20;
+const PARTITIONS = 2;
 const stateDir = mkdtempSync(join(tmpdir(), 'meshlens-cluster-kafka-'));
 const cfg = localInfraConfig({ ...process.env, MESHLENS_STATE_DIR: stateDir, MESHLENS_KAFKA_PORT: '25492', MESHLENS_KAFKA_CONTROLLER_PORT: '25493' });
 const second: JoiningBroker = { nodeId: 2, port: 25494 };
@@ -35,22 +35,7 @@ function setUnreachable(on: boolean): void {
   unreachable = on;
 }
 
-/** Batch b: one message per partition, each record's cookie = b * 1000 + partition * 100 + its index. */
-function batch(topic: string, b: number): SpooledMessage[] {
-  return [0, 1].map((p) => ({
-    topic,
-    partition: p,
-    value: encodeFrame('tcp', sampleTcpRecords(RECORDS, b * 10 + p).map((r, i) => ({ ...r, sock_cookie: b * 1000 + p * 100 + i }))),
-  }));
-}
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('shipper: one broker of two goes away', () => {
   const kafka = new Kafka({ clientId: 'meshlens-test', brokers, logLevel: logLevel.NOTHING, connectionTimeout: 1000 });
@@ -81,14 +66,10 @@ describe('shipper: one broker of two goes away', () => {
     }
   }
 
-  /** Every record of batches 0..n-1 once, in order, in its partition. */
+  /** Each batch once in each partition's log, and each record once, in order. */
   async function assertEachOnce(topic: string, n: number): Promise<void> {
     assert.deepEqual(await logSizes(topic), [n, n], 'one message per batch in each partition, none twice');
-    const seen = await consumeRecords<TcpRecord>({ brokers, topic, done: (xs) => xs.length >= 2 * n * RECORDS });
-    for (const p of [0, 1]) {
-      const expected = Array.from({ length: n }, (_, b) => Array.from({ length: RECORDS }, (_, i) => b * 1000 + p * 100 + i)).flat();
-      assert.deepEqual(seen.filter((x) => x.partition === p).map((x) => x.record.sock_cookie), expected, `partition ${p}: every record once, in order`);
-    }
+    await assertEachRecordOnce(brokers, topic, PARTITIONS, n);
   }
 
   function newShipper(): { shipper: Shipper; spool: Spool } {
@@ -118,12 +99,12 @@ describe('shipper: one broker of two goes away', () => {
     const topic = await splitTopic();
     const { shipper, spool } = newShipper();
     try {
-      await shipper.send(batch(topic, 0));
+      await shipper.send(batch(topic, 0, PARTITIONS));
       setUnreachable(true);
       await during(topic, shipper, spool);
       setUnreachable(false);
       assert.equal(await shipper.flush(60_000), true, 'the spool drains once the second broker answers again');
-      await shipper.send(batch(topic, n - 1));
+      await shipper.send(batch(topic, n - 1, PARTITIONS));
     } finally {
       await shipper.close();
     }
@@ -132,22 +113,22 @@ describe('shipper: one broker of two goes away', () => {
 
   it('spools only what the missing broker did not write, and writes each record once', () =>
     throughOutage(4, async (topic, shipper, spool) => {
-      await shipper.send(batch(topic, 1));
+      await shipper.send(batch(topic, 1, PARTITIONS));
       assert.equal(spool.stats.messages, 1, "only partition 1's message waits: the first broker wrote partition 0's");
       assert.equal(shipper.stats.sentMessages, 3);
       // Replays that fail meanwhile must not touch partition 0 either.
-      await until(() => shipper.stats.sendErrors >= 3, 30_000, 'two replays have failed');
-      await shipper.send(batch(topic, 2));
+      await waitFor('two failed replays', () => (shipper.stats.sendErrors >= 3 ? true : undefined), 30_000);
+      await shipper.send(batch(topic, 2, PARTITIONS));
       assert.equal(spool.stats.messages, 3, 'behind the spool, batch 2 waits whole');
     }));
 
   it('replays a spooled request of which one broker wrote its share without writing that share again', () =>
     throughOutage(3, async (topic, shipper, spool) => {
       // Left by an earlier outage: both partitions' messages in one segment, never offered.
-      spool.append(batch(topic, 1));
+      spool.append(batch(topic, 1, PARTITIONS));
       assert.equal(await shipper.flush(3000), false, 'partition 1 cannot be delivered yet');
       assert.equal(spool.stats.messages, 1, "partition 0's message is shipped, partition 1's waits");
       assert.equal(shipper.stats.sentMessages, 3);
-      await until(() => shipper.stats.sendErrors >= 3, 30_000, 'replays of what is left have failed');
+      await waitFor('failed replays of what is left', () => (shipper.stats.sendErrors >= 3 ? true : undefined), 30_000);
     }));
 });

@@ -12,9 +12,11 @@ import { Kafka, logLevel } from 'kafkajs';
 import { pino } from 'pino';
 import { localInfraConfig, startKafka, stopProcess } from '@meshlens/deploy/local';
 import { consumeRecords } from '@meshlens/e2e/kafka';
+import { waitFor } from '@meshlens/bpf/testing';
 import { encodeFrame, sampleTcpRecords, type TcpRecord } from '@meshlens/schemas';
 import { requestsFor, Shipper } from '../src/shipper.js';
 import { Spool, type SpooledMessage } from '../src/spool.js';
+import { assertEachRecordOnce, batch } from './support/batches.js';
 
 const PARTITIONS = 3;
 const stateDir = mkdtempSync(join(tmpdir(), 'meshlens-shipper-kafka-'));
@@ -37,22 +39,7 @@ function setDeaf(on: boolean): void {
   deaf = on;
 }
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
-/** Batch b: one message per partition, each record's cookie = b * 1000 + its index. */
-function batch(b: number, t = topic): SpooledMessage[] {
-  return Array.from({ length: PARTITIONS }, (_, p) => ({
-    topic: t,
-    partition: p,
-    value: encodeFrame('tcp', sampleTcpRecords(20, b * 10 + p).map((r, i) => ({ ...r, sock_cookie: b * 1000 + p * 100 + i }))),
-  }));
-}
 
 describe('shipper: requests and batches', () => {
   const key = (m: SpooledMessage) => `${m.topic}/${m.partition}`;
@@ -112,28 +99,22 @@ describe('shipper: Kafka goes away and comes back', () => {
   it('spools while the broker is down and delivers everything, in order, when it returns', async () => {
     const spool = new Spool({ dir: spoolDir, maxBytes: 64 * 1024 * 1024 });
     const shipper = new Shipper({ kafka, spool, log: pino({ level: 'silent' }), retryMs: 200 });
-    await shipper.send(batch(0));
+    await shipper.send(batch(topic, 0, PARTITIONS));
     assert.equal(shipper.stats.sentMessages, PARTITIONS);
     assert.equal(spool.empty, true);
 
     await stopProcess(brokerPid);
     brokerPid = 0;
-    await shipper.send(batch(1));
-    await shipper.send(batch(2));
+    await shipper.send(batch(topic, 1, PARTITIONS));
+    await shipper.send(batch(topic, 2, PARTITIONS));
     assert.equal(spool.stats.messages, 2 * PARTITIONS, 'both batches must be on disk while Kafka is down');
 
     brokerPid = (await startKafka(cfg)).pid;
     assert.equal(await shipper.flush(60_000), true, 'spool should drain once Kafka is back');
-    await shipper.send(batch(3));
+    await shipper.send(batch(topic, 3, PARTITIONS));
     await shipper.close();
 
-    const seen = await consumeRecords<TcpRecord>({ brokers: [`127.0.0.1:${cfg.kafkaPort}`], topic, done: (xs) => xs.length === 4 * PARTITIONS * 20 });
-    const cookies = new Map<number, number[]>();
-    for (const x of seen) cookies.set(x.partition, [...(cookies.get(x.partition) ?? []), x.record.sock_cookie]);
-    for (let p = 0; p < PARTITIONS; p++) {
-      const expected = [0, 1, 2, 3].flatMap((b) => Array.from({ length: 20 }, (_, i) => b * 1000 + p * 100 + i));
-      assert.deepEqual(cookies.get(p), expected, `partition ${p}: every record once, in order`);
-    }
+    await assertEachRecordOnce([`127.0.0.1:${cfg.kafkaPort}`], topic, PARTITIONS, 4);
   });
 
   it('gives up on a broker whose answers are lost within its request timeouts, and writes each record once', async () => {
@@ -150,16 +131,16 @@ describe('shipper: Kafka goes away and comes back', () => {
     // loop waits after its first failed attempt at batch 1.
     const shipper = new Shipper({ kafka: hungKafka, spool, log: pino({ level: 'silent' }), retryMs: 120_000 });
     try {
-      await shipper.send(batch(0, hungTopic));
+      await shipper.send(batch(hungTopic, 0, PARTITIONS));
       setDeaf(true);
       const t0 = performance.now();
-      await shipper.send(batch(1, hungTopic));
+      await shipper.send(batch(hungTopic, 1, PARTITIONS));
       const gaveUpMs = performance.now() - t0;
       // Three attempts of 1 s each (kafkajs' two retries) plus their backoff, not forever.
       assert.ok(gaveUpMs < 10_000, `send returned after ${gaveUpMs.toFixed(0)} ms`);
       assert.equal(spool.stats.messages, PARTITIONS, 'the unanswered batch is spooled');
-      await until(() => shipper.stats.sendErrors >= 2, 30_000, 'a replay of batch 1 fails too');
-      await shipper.send(batch(2, hungTopic));
+      await waitFor('a replay of batch 1 failing too', () => (shipper.stats.sendErrors >= 2 ? true : undefined), 30_000);
+      await shipper.send(batch(hungTopic, 2, PARTITIONS));
       assert.equal(spool.stats.messages, 2 * PARTITIONS);
       // The broker wrote batch 1 (only its answers were lost): the replay must offer that batch
       // again exactly as sent, which the broker recognises by its sequence numbers; batch 1
@@ -167,18 +148,12 @@ describe('shipper: Kafka goes away and comes back', () => {
       // twice).
       setDeaf(false);
       assert.equal(await shipper.flush(60_000), true, 'spool should drain once the broker answers again');
-      await shipper.send(batch(3, hungTopic));
+      await shipper.send(batch(hungTopic, 3, PARTITIONS));
     } finally {
       await shipper.close();
       rmSync(dir, { recursive: true, force: true });
     }
-    const seen = await consumeRecords<TcpRecord>({ brokers: [`127.0.0.1:${cfg.kafkaPort}`], topic: hungTopic, done: (xs) => xs.length >= 4 * PARTITIONS * 20 });
-    // The consumer stops at the expected count: a record written twice takes a later one's place.
-    for (let p = 0; p < PARTITIONS; p++) {
-      const cookies = seen.filter((x) => x.partition === p).map((x) => x.record.sock_cookie);
-      const expected = [0, 1, 2, 3].flatMap((b) => Array.from({ length: 20 }, (_, i) => b * 1000 + p * 100 + i));
-      assert.deepEqual(cookies, expected, `partition ${p}: every record once, in order`);
-    }
+    await assertEachRecordOnce([`127.0.0.1:${cfg.kafkaPort}`], hungTopic, PARTITIONS, 4);
   });
 
   it('replays a spool holding more than the broker takes in one batch per partition', async () => {
