@@ -43,7 +43,7 @@ describe('records of connections around a slot boundary', () => {
     // What attached is in /metrics: here, on a kernel that takes the whole object, every program.
     const attached = [...(await scrapeMetrics(metricsUrl))].filter(([k]) => k.startsWith('meshlens_agent_program_attached{'));
     assert.ok(attached.length >= 8 && attached.every(([, v]) => v === 1), JSON.stringify(attached));
-    for (const p of ['ml_sockops', 'ml_state']) assert.ok(attached.some(([k]) => k === `meshlens_agent_program_attached{program="${p}"}`), p);
+    for (const p of ['ml_sockops', 'ml_connect4']) assert.ok(attached.some(([k]) => k === `meshlens_agent_program_attached{program="${p}"}`), p);
     const records: TcpRecord[] = [];
     const lines = createInterface({ input: agent.stdout! });
     lines.on('line', (line) => {

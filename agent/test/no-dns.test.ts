@@ -22,7 +22,7 @@ describe('agent --no-dns', () => {
         assert.equal(attached(full, p), 1, `default agent: ${p}`);
         assert.equal(attached(reduced, p), undefined, `--no-dns agent: ${p}`);
       }
-      for (const p of ['ml_state', 'ml_sockops', 'ml_read']) assert.equal(attached(reduced, p), 1, `--no-dns agent: ${p}`);
+      for (const p of ['ml_sockops', 'ml_connect4', 'ml_read']) assert.equal(attached(reduced, p), 1, `--no-dns agent: ${p}`);
     } finally {
       for (const a of started) {
         if (a.exitCode !== null) continue;

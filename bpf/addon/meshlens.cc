@@ -72,7 +72,7 @@ bool IsIter(bpf_program *p) { return bpf_program__type(p) == BPF_PROG_TYPE_TRACI
                                       bpf_program__expected_attach_type(p) == BPF_TRACE_ITER; }
 bool IsCgroup(bpf_program *p) {
   auto t = bpf_program__type(p);
-  return t == BPF_PROG_TYPE_SOCK_OPS || t == BPF_PROG_TYPE_CGROUP_SKB;
+  return t == BPF_PROG_TYPE_SOCK_OPS || t == BPF_PROG_TYPE_CGROUP_SKB || t == BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
 }
 
 class Probes : public Napi::ObjectWrap<Probes> {

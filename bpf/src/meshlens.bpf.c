@@ -5,14 +5,14 @@
  * packets, optionally open/close) go through the ring buffer.
  *
  * Who fires what (no kprobes/fentry on our kernels):
- *  - tp_btf/inet_sock_set_state: lifecycle, role, listeners' owner identity (LISTEN runs in
- *    the calling process), final counters, connect errno from sk_err.
- *  - sockops on the root cgroup v2: the client's entry and owner identity at
- *    TCP_CONNECT_CB (inside connect()), an accepted socket's entry at
- *    PASSIVE_ESTABLISHED_CB, enables RTT/RTO/state callbacks per socket, then one RTT sample
- *    per round trip into the histogram, and the close (final counters) at STATE_CB. The
- *    handshake and the close are also ml_state's, which does them only for sockets sockops
- *    did not: that program's nested runs on a CPU are skipped (see ml_sockops).
+ *  - sockops on the root cgroup v2, every TCP state this keeps: listeners and their owner at
+ *    TCP_LISTEN_CB (inside listen()), the client's entry and owner at TCP_CONNECT_CB (inside
+ *    connect()), an accepted socket's entry at PASSIVE_ESTABLISHED_CB, the client's SYN
+ *    retransmissions at ACTIVE_ESTABLISHED_CB; enables RTT/RTO/state callbacks per socket,
+ *    then one RTT sample per round trip into the histogram, and the close (final counters,
+ *    connect errno from sk_err) at STATE_CB.
+ *  - cgroup connect4/connect6: enable those callbacks before connect() looks for a source
+ *    port, so that a connect() that finds none is seen too.
  *  - tp_btf/tcp_rcv_space_adjust: names the process that really reads an accepted or
  *    adopted socket (its first recvmsg); nothing else on the data path.
  *  - tp_btf/tcp_send_reset, tcp_receive_reset: resets.
@@ -137,15 +137,6 @@ static __always_inline __u64 cfg_get(__u32 which)
 static __always_inline struct sock *tp_sk(struct tcp_sock *tp)
 {
 	return &tp->inet_conn.icsk_inet.sk;
-}
-
-/* The cookie is generated on first use; once it is, read it directly instead of calling the
- * helper (these programs run several times per connection). */
-static __always_inline __u64 sk_cookie(struct sock *sk)
-{
-	__u64 c = sk->__sk_common.skc_cookie.counter;
-
-	return c ? c : bpf_get_socket_cookie(sk);
 }
 
 static __always_inline bool v4_mapped(const __u32 *a)
@@ -342,6 +333,13 @@ static __always_inline void listener_add(struct sock *sk, bool process_ctx)
 		stat_inc(ML_STAT_LISTENER_MAP_FULL);
 }
 
+static __always_inline void listener_del(struct sock *sk)
+{
+	struct listener_key k = { .netns = sk_netns(sk), .port = sk->__sk_common.skc_num };
+
+	bpf_map_delete_elem(&ml_listeners, &k);
+}
+
 static __always_inline void emit_tcp(__u32 kind, __u64 cookie, struct ml_sock *s, __u32 err, __u64 now)
 {
 	struct ml_tcp_event *ev = bpf_ringbuf_reserve(&ml_events, sizeof(*ev), 0);
@@ -377,109 +375,6 @@ static __always_inline void connect_failed(__u64 cookie, struct ml_sock *s, stru
 		err = EADDRNOTAVAIL;
 	emit_tcp(ML_EV_CONNECT_FAILED, cookie, s, err, now);
 	bpf_map_delete_elem(&ml_socks, &cookie);
-}
-
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(ml_state, struct sock *sk, int oldstate, int newstate)
-{
-	struct tcp_sock *tp;
-	struct ml_sock *s;
-	__u64 cookie, now;
-
-	/* Most transitions carry nothing we keep: decide on the states (registers) first. The
-	 * closing states in between carry nothing the final CLOSE will not; a client's entry is
-	 * made by the sockops TCP_CONNECT_CB (same process context, port already chosen), so
-	 * SYN_SENT itself is skipped too. */
-	if (newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE && newstate != TCP_LISTEN)
-		return 0;
-	if (!sk || sk->sk_protocol != IPPROTO_TCP)
-		return 0;
-	if (newstate == TCP_LISTEN) {
-		listener_add(sk, true);
-		return 0;
-	}
-	/* LISTEN -> SYN_RECV is a child being cloned from the listener, not the listener. */
-	if (oldstate == TCP_LISTEN) {
-		if (newstate == TCP_CLOSE) {
-			struct listener_key k = { .netns = sk_netns(sk), .port = sk->__sk_common.skc_num };
-
-			bpf_map_delete_elem(&ml_listeners, &k);
-		}
-		return 0;
-	}
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return 0;
-	cookie = sk_cookie(sk);
-	now = bpf_ktime_get_ns();
-
-	/* Closes that sockops' STATE_CB, run just before this in tcp_set_state(), recorded: a
-	 * connect's failure of a socket it gave the callback (only sockops does, at
-	 * TCP_CONNECT_CB), any other close of a socket it found closed. */
-	if (newstate == TCP_CLOSE && oldstate == TCP_SYN_SENT) {
-		if (tp->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG)
-			return 0;
-	} else if (newstate == TCP_CLOSE) {
-		s = bpf_map_lookup_elem(&ml_socks, &cookie);
-		if (s && (s->flags & ML_SOCK_CLOSED)) {
-			if (cfg_get(ML_CFG_LIFECYCLE_EVENTS))
-				emit_tcp(ML_EV_CLOSE, cookie, s, 0, now);
-			return 0;
-		}
-	}
-	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
-		/* The entry is normally made by sockops' PASSIVE_ESTABLISHED_CB, run just before
-		 * this in the same softirq: this program's run is skipped when nested on a CPU
-		 * (see ml_sockops). Made here only without sockops. */
-		s = bpf_map_lookup_elem(&ml_socks, &cookie);
-		if (!s) {
-			s = sock_create(cookie, 0, tp);
-			if (!s)
-				return 0;
-			server_established(s, tp, now);
-		}
-		if (cfg_get(ML_CFG_LIFECYCLE_EVENTS))
-			emit_tcp(ML_EV_OPEN, cookie, s, 0, now);
-		return 0;
-	}
-	s = sock_get(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL, tp);
-	if (!s)
-		return 0;
-	if (s->role == ML_ROLE_UNKNOWN) {
-		describe_unseen(s, sk, now);
-		if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
-			/* A connect that failed without an entry from TCP_CONNECT_CB. With sk_err
-			 * unset it failed inside connect() before that callback (no free local
-			 * port): the process is current and is the owner. Otherwise (sockops not
-			 * attached) this runs in softirq: owner stays unknown. */
-			s->role = ML_ROLE_CLIENT;
-			if (!sk->sk_err) {
-				owner_from_current(&s->owner, sk);
-				s->flags &= ~(ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL);
-			}
-		}
-	}
-	/* At CLOSE the local port is already released (reads 0): keep what we saw before,
-	 * unless there is nothing (a socket first seen while closing). */
-	if (!s->ep.local_port && (newstate != TCP_CLOSE || !s->ep.family))
-		fill_endpoints(&s->ep, sk);
-	refresh(s, tp, now);
-	s->state = newstate;
-	if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)
-		s->syn_retrans = syn_retransmissions(tp);
-
-	if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
-		connect_failed(cookie, s, tp, now);
-		return 0;
-	}
-	if (newstate == TCP_CLOSE) {
-		mark_closed(s, now);
-		if (cfg_get(ML_CFG_LIFECYCLE_EVENTS))
-			emit_tcp(ML_EV_CLOSE, cookie, s, 0, now);
-	} else if (cfg_get(ML_CFG_LIFECYCLE_EVENTS)) {
-		emit_tcp(ML_EV_OPEN, cookie, s, 0, now);
-	}
-	return 0;
 }
 
 static __always_inline void hist_spill(struct ml_sock *s, __u64 cookie, __u32 idx)
@@ -523,13 +418,66 @@ static __always_inline void hist_add(struct ml_sock *s, __u64 cookie, __u32 idx)
 	hist_spill(s, cookie, idx);
 }
 
+/* An entry for a socket first seen by a callback that does not make one (open before attach,
+ * or given callbacks by an earlier agent run). */
+static __always_inline struct ml_sock *sock_seen(__u64 cookie, struct tcp_sock *tp)
+{
+	struct ml_sock *s = sock_get(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL, tp);
+
+	if (s && s->role == ML_ROLE_UNKNOWN)
+		describe_unseen(s, tp_sk(tp), bpf_ktime_get_ns());
+	return s;
+}
+
+/* The close (STATE_CB to CLOSE, run in tcp_set_state() before the state is stored and before
+ * the source port is released): final counters, or a failed connect's event. */
+static __always_inline void sock_closed(__u64 cookie, struct tcp_sock *tp, __u32 oldstate)
+{
+	struct sock *sk = tp_sk(tp);
+	__u64 now = bpf_ktime_get_ns();
+	struct ml_sock *s = bpf_map_lookup_elem(&ml_socks, &cookie);
+
+	if (!s) {
+		if (oldstate != BPF_TCP_SYN_SENT)
+			return;
+		/* A connect that failed with no entry from TCP_CONNECT_CB. With sk_err unset it
+		 * failed inside connect() before that callback (no free local port; ml_connect
+		 * enabled this callback): the process is current and is the owner. Otherwise a
+		 * timer or softirq runs this, for a socket given callbacks by an earlier run. */
+		s = sock_create(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL, tp);
+		if (!s)
+			return;
+		describe_unseen(s, sk, now);
+		s->role = ML_ROLE_CLIENT;
+		if (!sk->sk_err) {
+			owner_from_current(&s->owner, sk);
+			s->flags &= ~(ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL);
+		}
+	}
+	refresh(s, tp, now);
+	s->state = TCP_CLOSE;
+	if (oldstate == BPF_TCP_SYN_SENT) {
+		s->syn_retrans = syn_retransmissions(tp);
+		connect_failed(cookie, s, tp, now);
+		return;
+	}
+	mark_closed(s, now);
+	if (cfg_get(ML_CFG_LIFECYCLE_EVENTS))
+		emit_tcp(ML_EV_CLOSE, cookie, s, 0, now);
+}
+
+/* Every TCP state this keeps is sockops': sockops programs are never skipped, where a
+ * tracepoint's program is skipped when it runs nested on a CPU where it is already running (a
+ * recursion miss: with RPS, an IPI interrupting it in process context, and the softirq after
+ * the IPI handling other sockets' handshakes and closes). A tracepoint on every state change
+ * also cost each short connection ~1 us of CPU of its own (bench/RESULTS.md, session 17). */
 SEC("sockops")
 int ml_sockops(struct bpf_sock_ops *skops)
 {
 	struct bpf_sock *bsk;
 	struct tcp_sock *tp;
 	struct ml_sock *s;
-	__u64 cookie;
+	__u64 cookie, now;
 	__u32 op = skops->op;
 
 	switch (op) {
@@ -538,18 +486,22 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
 		__u32 cur = skops->bpf_sock_ops_cb_flags;
 
-		/* A client's flags are already set at TCP_CONNECT_CB: skip the helper call. */
+		/* A client's flags are already set by ml_connect: skip the helper call. */
 		if ((cur & ML_CB_FLAGS) != ML_CB_FLAGS)
 			bpf_sock_ops_cb_flags_set(skops, cur | ML_CB_FLAGS);
-		if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
-			return 1;
 		break;
 	}
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		/* Sent at every listen(), where the listener's process is current; its close is
+		 * wanted too, to take it out of the map. */
+		if (!(skops->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG))
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		break;
 	case BPF_SOCK_OPS_RTT_CB:
 	case BPF_SOCK_OPS_RTO_CB:
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
-		/* Only the close counts. */
+		/* Only the close counts (a listener's too). */
 		if (skops->args[1] != BPF_TCP_CLOSE)
 			return 1;
 		break;
@@ -562,14 +514,21 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	tp = bpf_skc_to_tcp_sock(bsk);
 	if (!tp)
 		return 1;
+	if (op == BPF_SOCK_OPS_TCP_LISTEN_CB) {
+		listener_add(tp_sk(tp), true);
+		return 1;
+	}
+	if (op == BPF_SOCK_OPS_STATE_CB && skops->args[0] == BPF_TCP_LISTEN) {
+		listener_del(tp_sk(tp));
+		return 1;
+	}
+	/* The cookie is made on first use; once it is, it is read without the helper call. */
 	cookie = tp_sk(tp)->__sk_common.skc_cookie.counter;
 	if (!cookie)
 		cookie = bpf_get_socket_cookie(skops);
 	if (op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
 		/* connect() itself, after SYN_SENT and the choice of the source port, before the
-		 * SYN: the one moment the client's process is current, and nothing counted yet.
-		 * Making the entry here rather than at SYN_SENT saves a program run's work and a
-		 * lookup per connection. */
+		 * SYN: the one moment the client's process is current, and nothing counted yet. */
 		s = sock_create(cookie, 0, tp);
 		if (!s)
 			return 1;
@@ -583,46 +542,37 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	}
 	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
 		/* An accepted socket, right before its SYN_RECV -> ESTABLISHED, in the softirq
-		 * that completes the handshake. Its entry is made here, not (only) by ml_state at
-		 * that transition: a tracepoint's program is skipped when it runs nested on a CPU
-		 * where it is already running (a recursion miss), which with RPS happens when an
-		 * IPI interrupts ml_state in process context and the softirq after it handles this
-		 * handshake. ~1 in 1,000 accepted sockets then had no entry until an RTT sample
-		 * made one, as for a socket open before attach, and the connection's server end
-		 * was never recorded (issue 4). sockops programs have no such guard. */
+		 * that completes the handshake. */
+		now = bpf_ktime_get_ns();
 		s = sock_create(cookie, 0, tp);
-		if (s)
-			server_established(s, tp, bpf_ktime_get_ns());
+		if (!s)
+			return 1;
+		server_established(s, tp, now);
+		if (cfg_get(ML_CFG_LIFECYCLE_EVENTS))
+			emit_tcp(ML_EV_OPEN, cookie, s, 0, now);
+		return 1;
+	}
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		/* The client's handshake done (tcp_finish_connect(), right after SYN_SENT ->
+		 * ESTABLISHED): the SYN's retransmissions are still told apart from later ones. */
+		s = sock_seen(cookie, tp);
+		if (!s)
+			return 1;
+		now = bpf_ktime_get_ns();
+		refresh(s, tp, now);
+		s->syn_retrans = syn_retransmissions(tp);
+		if (cfg_get(ML_CFG_LIFECYCLE_EVENTS))
+			emit_tcp(ML_EV_OPEN, cookie, s, 0, now);
 		return 1;
 	}
 	if (op == BPF_SOCK_OPS_STATE_CB) {
-		/* The close, for the same reason: a socket ml_state missed it for stayed open in
-		 * the map for good, its last counters never read (a failed connect's event never
-		 * sent). Runs in tcp_set_state() just before the tracepoint, which then leaves it. */
-		__u64 now = bpf_ktime_get_ns();
-
-		s = bpf_map_lookup_elem(&ml_socks, &cookie);
-		if (!s)
-			return 1;
-		refresh(s, tp, now);
-		s->state = TCP_CLOSE;
-		if (skops->args[0] == BPF_TCP_SYN_SENT) {
-			s->syn_retrans = syn_retransmissions(tp);
-			connect_failed(cookie, s, tp, now);
-		} else {
-			mark_closed(s, now);
-		}
+		sock_closed(cookie, tp, skops->args[0]);
 		return 1;
 	}
 	/* Per-round-trip path: samples only. Counters are refreshed by ml_read at read time. */
-	s = bpf_map_lookup_elem(&ml_socks, &cookie);
-	if (!s) {
-		s = sock_create(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL, tp);
-		if (!s)
-			return 1;
-	}
-	if (s->role == ML_ROLE_UNKNOWN)
-		describe_unseen(s, tp_sk(tp), bpf_ktime_get_ns());
+	s = sock_seen(cookie, tp);
+	if (!s)
+		return 1;
 	if (op == BPF_SOCK_OPS_RTO_CB) {
 		s->rto_count += 1;
 	} else {
@@ -638,6 +588,38 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		s->rtt_samples += 1;
 	}
 	return 1;
+}
+
+/* A client's callbacks are enabled at connect(), before the kernel looks for a source port, so
+ * that a connect() that finds none still reaches STATE_CB. Other programs' flags are kept. */
+static __always_inline int enable_callbacks(struct bpf_sock_addr *ctx)
+{
+	struct tcp_sock *tp;
+	int flags;
+
+	if (ctx->protocol != IPPROTO_TCP || !ctx->sk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(ctx->sk);
+	if (!tp)
+		return 1;
+	flags = tp->bpf_sock_ops_cb_flags;
+	if ((flags & ML_CB_FLAGS) == ML_CB_FLAGS)
+		return 1;
+	flags |= ML_CB_FLAGS;
+	bpf_setsockopt(ctx, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &flags, sizeof(flags));
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int ml_connect4(struct bpf_sock_addr *ctx)
+{
+	return enable_callbacks(ctx);
+}
+
+SEC("cgroup/connect6")
+int ml_connect6(struct bpf_sock_addr *ctx)
+{
+	return enable_callbacks(ctx);
 }
 
 /* recvmsg runs in the reader's context, and the reader is an accepted socket's owner: the
@@ -718,6 +700,18 @@ int BPF_PROG(ml_rst_in, struct sock *sk)
 	return 0;
 }
 
+/* Enables callbacks on an adopted socket (its lock is held by the iterator). */
+static __always_inline void adopt_callbacks(struct tcp_sock *tp, int want)
+{
+	int flags = tp->bpf_sock_ops_cb_flags;
+
+	if ((flags & want) == want)
+		return;
+	flags |= want;
+	if (bpf_setsockopt(tp, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &flags, sizeof(flags)))
+		stat_inc(ML_STAT_ADOPT_FLAGS_FAILED);
+}
+
 SEC("iter/tcp")
 int ml_adopt(struct bpf_iter__tcp *ctx)
 {
@@ -726,7 +720,6 @@ int ml_adopt(struct bpf_iter__tcp *ctx)
 	struct sock *sk;
 	struct ml_sock *s;
 	__u64 cookie, now;
-	int flags;
 
 	if (!skc)
 		return 0;
@@ -735,8 +728,10 @@ int ml_adopt(struct bpf_iter__tcp *ctx)
 		return 0;
 	sk = tp_sk(tp);
 	if (skc->skc_state == TCP_LISTEN) {
-		/* The kernel walks listeners before established sockets, so roles below resolve. */
+		/* The kernel walks listeners before established sockets, so roles below resolve.
+		 * The close callback takes the listener out of the map again. */
 		listener_add(sk, false);
+		adopt_callbacks(tp, BPF_SOCK_OPS_STATE_CB_FLAG);
 		return 0;
 	}
 	if (skc->skc_state == TCP_CLOSE)
@@ -752,12 +747,7 @@ int ml_adopt(struct bpf_iter__tcp *ctx)
 		stat_inc(ML_STAT_SOCK_ADOPTED);
 	}
 	refresh(s, tp, now);
-	flags = tp->bpf_sock_ops_cb_flags;
-	if ((flags & ML_CB_FLAGS) == ML_CB_FLAGS)
-		return 0;
-	flags |= ML_CB_FLAGS;
-	if (bpf_setsockopt(tp, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &flags, sizeof(flags)))
-		stat_inc(ML_STAT_ADOPT_FLAGS_FAILED);
+	adopt_callbacks(tp, ML_CB_FLAGS);
 	return 0;
 }
 
@@ -787,13 +777,29 @@ static __always_inline bool closing_midway(struct sock *sk)
 static __always_inline void refresh_open(struct ml_sock *s, __u64 cookie)
 {
 	struct tcp_sock *tp;
+	__u64 now;
 
 	if ((s->flags & ML_SOCK_CLOSED) || !s->sk)
 		return;
 	tp = bpf_rdonly_cast((void *)s->sk, bpf_core_type_id_kernel(struct tcp_sock));
-	if (tp_sk(tp)->__sk_common.skc_cookie.counter != cookie || !counters_moved(s, tp))
+	/* A socket closed (or freed since) while its entry is open: its close callback never
+	 * ran (sockops not attached, or the socket's callback flags cleared by another program).
+	 * Closed here, with the last counters it has, so that its entry is not held for good.
+	 * A close in progress is not mistaken for one: STATE_CB runs before the state is
+	 * stored. */
+	if (tp_sk(tp)->__sk_common.skc_cookie.counter != cookie) {
+		mark_closed(s, bpf_ktime_get_ns());
+		stat_inc(ML_STAT_CLOSE_UNSEEN);
 		return;
-	if (closing_midway(tp_sk(tp)))
+	}
+	if (tp_sk(tp)->__sk_common.skc_state == TCP_CLOSE) {
+		now = bpf_ktime_get_ns();
+		refresh(s, tp, now);
+		mark_closed(s, now);
+		stat_inc(ML_STAT_CLOSE_UNSEEN);
+		return;
+	}
+	if (!counters_moved(s, tp) || closing_midway(tp_sk(tp)))
 		return;
 	refresh(s, tp, bpf_ktime_get_ns());
 }

@@ -58,6 +58,8 @@ enum ml_stat {
 	ML_STAT_DNS_TRUNCATED,
 	/* RTT samples lost because the spill map was full. */
 	ML_STAT_HIST_SPILL_FULL,
+	/* Closes no callback saw, found by a read (see refresh_open). */
+	ML_STAT_CLOSE_UNSEEN,
 	ML_STAT_MAX,
 };
 

@@ -72,7 +72,7 @@ describe('probes on loopback', () => {
 
   test('every program loads and attaches on this kernel, and the report says what each is', () => {
     const byProgram = Object.fromEntries(probes.attachments.map((a) => [a.program, a]));
-    for (const name of ['ml_state', 'ml_sockops', 'ml_rcv', 'ml_read', 'ml_rst_out', 'ml_rst_in', 'ml_adopt', 'ml_dns_egress', 'ml_dns_ingress']) {
+    for (const name of ['ml_sockops', 'ml_connect4', 'ml_connect6', 'ml_rcv', 'ml_read', 'ml_rst_out', 'ml_rst_in', 'ml_adopt', 'ml_dns_egress', 'ml_dns_ingress']) {
       assert.deepEqual({ name, loaded: byProgram[name]?.loaded, attached: byProgram[name]?.attached, error: byProgram[name]?.error }, { name, loaded: true, attached: true, error: null });
     }
     assert.equal(byProgram.ml_sockops!.section, 'sockops');
@@ -416,7 +416,7 @@ describe('probes on loopback', () => {
     const before = new Map(probes.programStats().map((s) => [s.program, s]));
     await transfer('127.0.0.1', '127.0.0.1', 1000, 1000);
     const after = new Map(probes.programStats().map((s) => [s.program, s]));
-    for (const p of ['ml_state', 'ml_sockops', 'ml_dns_egress', 'ml_dns_ingress']) {
+    for (const p of ['ml_sockops', 'ml_connect4', 'ml_dns_egress', 'ml_dns_ingress']) {
       assert.ok(after.get(p)!.runCount > before.get(p)!.runCount, `${p} ran`);
       assert.ok(after.get(p)!.runTimeNs > before.get(p)!.runTimeNs, `${p} took time`);
     }
@@ -462,7 +462,7 @@ describe('a probe set with programs left out', () => {
       const a = byProgram[name];
       assert.deepEqual({ name, loaded: a?.loaded, attached: a?.attached, leftOut: a?.leftOut, error: a?.error }, { name, loaded: false, attached: false, leftOut: true, error: 'left out by configuration' });
     }
-    for (const name of ['ml_state', 'ml_sockops', 'ml_rcv', 'ml_rst_out', 'ml_rst_in', 'ml_adopt']) assert.deepEqual([byProgram[name]?.attached, byProgram[name]?.leftOut], [true, false], name);
+    for (const name of ['ml_sockops', 'ml_connect4', 'ml_connect6', 'ml_rcv', 'ml_rst_out', 'ml_rst_in', 'ml_adopt']) assert.deepEqual([byProgram[name]?.attached, byProgram[name]?.leftOut], [true, false], name);
     assert.throws(() => openProbes({ adoptExisting: false, without: ['ml_nosuch'] }), /cannot leave out ml_nosuch: .* has no such program/);
   });
 
@@ -538,6 +538,43 @@ describe('sockets opened before the probes attached', () => {
         return s && s.rttSamples > 0 && s.bytesSent === 205_000 ? s : undefined;
       });
       assert.equal(later.owner.netns, netnsInode('/proc/self/ns/net'));
+    } finally {
+      probes.close();
+      c.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  test('without sockops, an adopted connection\'s close is found by the next read, with its final counters', async () => {
+    // Nothing calls back at these sockets' close: the read finds them closed (or freed).
+    const { server, port, received } = await countingServer();
+    const c = net.connect(port, '127.0.0.1');
+    await once(c, 'connect');
+    c.write(Buffer.alloc(5000));
+    await waitFor('first bytes', () => (received() === 5000 ? true : undefined));
+    const probes = openProbes({ without: ['ml_sockops'] });
+    const cport = c.localPort;
+    const ours = () => socketsOnPort(probes, port).filter((s) => s.local.port === cport || s.remote.port === cport);
+    try {
+      await waitFor('both ends adopted', () => (ours().length === 2 ? true : undefined));
+      c.write(Buffer.alloc(3000));
+      await waitFor('more bytes', () => (received() === 8000 ? true : undefined));
+      assert.deepEqual(ours().map((s) => [s.role, s.closed]).sort(), [['client', false], ['server', false]], 'read once after the last bytes');
+      const unseen = probes.readCounters().close_unseen!;
+      c.end();
+      await once(c, 'close');
+      const closed = await waitFor('both ends closed by a read', () => {
+        const xs = ours();
+        return xs.length === 2 && xs.every((s) => s.closed) ? xs : undefined;
+      });
+      assert.deepEqual(
+        closed.map((s) => ({ role: s.role, sent: s.bytesSent, received: s.bytesReceived })).sort((a, b) => a.role.localeCompare(b.role)),
+        [
+          { role: 'client', sent: 8000, received: 0 },
+          { role: 'server', sent: 0, received: 8000 },
+        ],
+      );
+      assert.equal(probes.readCounters().close_unseen, unseen + 2);
     } finally {
       probes.close();
       c.destroy();
