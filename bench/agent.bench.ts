@@ -4,7 +4,7 @@
  *     sockets, against the same agent idle in the same run (target: <= 0.25% of one core);
  *  2. RSS with 50k concurrent sockets and over a churn of many short connections (bounded?);
  *  3. loopback slowdown with the agent running vs. without, interleaved rounds, medians
- *     (target <= 3%), using bench/loadgen.c.
+ *     (target <= 3%), using bench/loadgen.c (BENCH_LOADGEN_CPU=n: on CPU n alone, see loadgen.ts).
  *   node --import tsx bench/agent.bench.ts [seconds=60] [churn=1000000] [rounds=5]
  * Output goes to /dev/null through --output stdout by default: the cost measured is the
  * agent's own, not a broker's. AGENT_BENCH_OUTPUT=kafka AGENT_BENCH_BROKERS=host:port runs
@@ -16,7 +16,7 @@
  * interleaved, medians. The agent watches the whole host, so other processes' sockets
  * cost it too: each window reports how many sockets the agent's last sweep saw.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -24,12 +24,12 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { buildLoadgen, loadgenCpu } from './loadgen.js';
 
 const [seconds = 60, churn = 1_000_000, rounds = 5] = process.argv.slice(2).map(Number);
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'meshlens-agent-bench-'));
-const loadgen = join(dir, 'loadgen');
-execFileSync('cc', ['-O2', '-pthread', '-o', loadgen, join(root, 'bench/loadgen.c')]);
+const loadgen = buildLoadgen(dir);
 const CLK_TCK = 100;
 const SLOT_MS = 10_000;
 // A daemon's cost is its steady state: V8 goes on compiling (TurboFan, on its worker threads)
@@ -201,7 +201,7 @@ try {
       const rssAt: number[] = [];
       const step = churn / 5;
       for (let i = 0; i < 5; i++) {
-        execFileSync(loadgen, ['short', String(step)]);
+        loadgen('short', String(step));
         rssAt.push(rssMiB(agent.pid!));
       }
       await stop(agent);
@@ -215,8 +215,8 @@ try {
       for (const side of r % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
         const agent = side === 'on' ? await startAgent() : null;
         try {
-          rate[side].short.push(5000 / Number(execFileSync(loadgen, ['short', '5000']).toString()));
-          rate[side].bulk.push(2000 / Number(execFileSync(loadgen, ['bulk', '2000']).toString()));
+          rate[side].short.push(5000 / Number(loadgen('short', '5000')));
+          rate[side].bulk.push(2000 / Number(loadgen('bulk', '2000')));
         } finally {
           if (agent) await stop(agent);
         }
@@ -225,7 +225,7 @@ try {
     for (const [mode, unit] of [['short', 'conn/s'], ['bulk', 'MiB/s']] as const) {
       const a = median(rate.off[mode]);
       const b = median(rate.on[mode]);
-      console.log(`3. ${mode}: without agent ${a.toFixed(0)} ${unit}, with agent ${b.toFixed(0)} ${unit}, slowdown ${(((a - b) / a) * 100).toFixed(1)}% (median of ${rounds})`);
+      console.log(`3. ${mode}: without agent ${a.toFixed(0)} ${unit}, with agent ${b.toFixed(0)} ${unit}, slowdown ${(((a - b) / a) * 100).toFixed(1)}% (median of ${rounds}; load generator ${loadgenCpu ? `on CPU ${loadgenCpu} alone` : 'unpinned'})`);
     }
   }
 } finally {

@@ -13,7 +13,7 @@
 // Extra objects (e.g. an older build, or one whose programs return at once, for the per-call
 // floor), or the built one with programs left out (`name=!prog+prog`, e.g. the DNS capture
 // off as `nodns=!ml_dns_egress+ml_dns_ingress`), can join the same rounds for an A/B comparison:
-//   PROBES_BENCH_OBJECTS=old=/tmp/old.bpf.o[,name=path[!prog+prog]...] \
+//   [BENCH_LOADGEN_CPU=1] PROBES_BENCH_OBJECTS=old=/tmp/old.bpf.o[,name=path[!prog+prog]...] \
 //     node --import tsx bench/probes.bench.ts [rounds=15] [connections=5000] [megabytes=1000] [open=1000]
 // Last, what moved off the data path costs at the sweep: readSocketStats() (ml_read, which
 // refreshes every tracked socket as it reads it) with and without the refresh, and as the
@@ -24,13 +24,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openProbes, type Probes, type ProgramStats, type ReadOptions } from '@meshlens/bpf';
+import { buildLoadgen, loadgenCpu } from './loadgen.js';
 
 const [rounds = 15, conns = 5000, mb = 1000, openConns = 1000] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), 'mlbpf-bench-'));
-const loadgen = join(dir, 'loadgen');
-execFileSync('cc', ['-O2', '-pthread', '-o', loadgen, fileURLToPath(new URL('./loadgen.c', import.meta.url))]);
+const loadgen = buildLoadgen(dir);
 
 type Mode = 'short' | 'bulk';
 const modes: Mode[] = ['short', 'bulk'];
@@ -64,7 +63,7 @@ interface Run {
 const runs = new Map<string, Record<Mode, Run[]>>(sides.map((s) => [s.name, { short: [], bulk: [] }]));
 
 function run(mode: Mode): Run {
-  const [elapsed, user, sys] = execFileSync(loadgen, [mode, String(units[mode]), 'cpu']).toString().trim().split(' ').map(Number);
+  const [elapsed, user, sys] = loadgen(mode, String(units[mode]), 'cpu').trim().split(' ').map(Number);
   return { rate: units[mode] / elapsed!, cpuUs: ((user! + sys!) * 1e6) / units[mode] };
 }
 
@@ -200,7 +199,7 @@ try {
   const others1 = otherProbeSets();
 
   console.log(
-    `rounds=${rounds} connections=${conns} bulk=${mb} MiB; load average before ${load0.map((l) => l.toFixed(2)).join(' ')}, after ${load1.map((l) => l.toFixed(2)).join(' ')}; other meshlens probe sets attached before/after: ${others0}/${others1}`,
+    `rounds=${rounds} connections=${conns} bulk=${mb} MiB; load generator ${loadgenCpu ? `on CPU ${loadgenCpu} alone` : 'unpinned'}; load average before ${load0.map((l) => l.toFixed(2)).join(' ')}, after ${load1.map((l) => l.toFixed(2)).join(' ')}; other meshlens probe sets attached before/after: ${others0}/${others1}`,
   );
   console.log('medians [interquartile range]; "vs off": median of the per-round ratios to the same round\'s off run');
   const off = runs.get('off')!;
