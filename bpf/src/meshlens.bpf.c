@@ -441,7 +441,7 @@ static __always_inline void sock_closed(__u64 cookie, struct tcp_sock *tp, __u32
 		if (oldstate != BPF_TCP_SYN_SENT)
 			return;
 		/* A connect that failed with no entry from TCP_CONNECT_CB. With sk_err unset it
-		 * failed inside connect() before that callback (no free local port; ml_connect
+		 * failed inside connect() before that callback (no free local port; ml_connect4/6
 		 * enabled this callback): the process is current and is the owner. Otherwise a
 		 * timer or softirq runs this, for a socket given callbacks by an earlier run. */
 		s = sock_create(cookie, ML_SOCK_PREEXISTING | ML_SOCK_OWNER_PROVISIONAL, tp);
@@ -469,8 +469,8 @@ static __always_inline void sock_closed(__u64 cookie, struct tcp_sock *tp, __u32
 /* Every TCP state this keeps is sockops': sockops programs are never skipped, where a
  * tracepoint's program is skipped when it runs nested on a CPU where it is already running (a
  * recursion miss: with RPS, an IPI interrupting it in process context, and the softirq after
- * the IPI handling other sockets' handshakes and closes). A tracepoint on every state change
- * also cost each short connection ~1 us of CPU of its own (bench/RESULTS.md, session 17). */
+ * the IPI handling other sockets' handshakes and closes). Without a tracepoint on every state
+ * change too, a short connection also costs ~0.5 us less CPU (bench/RESULTS.md, session 17). */
 SEC("sockops")
 int ml_sockops(struct bpf_sock_ops *skops)
 {
@@ -486,7 +486,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
 		__u32 cur = skops->bpf_sock_ops_cb_flags;
 
-		/* A client's flags are already set by ml_connect: skip the helper call. */
+		/* A client's flags are already set by ml_connect4/6: skip the helper call. */
 		if ((cur & ML_CB_FLAGS) != ML_CB_FLAGS)
 			bpf_sock_ops_cb_flags_set(skops, cur | ML_CB_FLAGS);
 		break;
