@@ -212,8 +212,18 @@ class Probes : public Napi::ObjectWrap<Probes> {
         bpf_object__close(single);
       }
     }
-    if (ok.empty() || TryLoad(path, &ok, &obj_))
-      throw Napi::Error::New(env_, "no meshlens program loads on this kernel: " + whole_error);
+    if (ok.empty()) {
+      // Each program's own refusal on the first line: the whole object's error is only the
+      // first program the kernel refused, which may not be the one that says why (a helper
+      // a missing capability withholds reads as EINVAL; the same capability elsewhere, EPERM).
+      std::string each;
+      for (auto &r : report_) {
+        if (r.left_out) continue;
+        each += (each.empty() ? "" : "; ") + r.name + ": " + r.error.substr(0, r.error.find('\n'));
+      }
+      throw Napi::Error::New(env_, "no meshlens program loads on this kernel (" + each + "): " + whole_error);
+    }
+    if (TryLoad(path, &ok, &obj_)) throw Napi::Error::New(env_, "no meshlens program loads on this kernel: " + whole_error);
     for (auto &r : report_) r.loaded = ok.count(r.name) > 0;
   }
 
