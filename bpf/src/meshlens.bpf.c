@@ -340,6 +340,19 @@ static __always_inline void listener_del(struct sock *sk)
 	bpf_map_delete_elem(&ml_listeners, &k);
 }
 
+/* Adds `want` to a socket's callback flags, keeping any other program's. `ctx` is what this
+ * program type hands bpf_setsockopt; the socket's lock is held (connect(), the iterator). */
+static __always_inline void add_callbacks(void *ctx, struct tcp_sock *tp, int want)
+{
+	int flags = tp->bpf_sock_ops_cb_flags;
+
+	if ((flags & want) == want)
+		return;
+	flags |= want;
+	if (bpf_setsockopt(ctx, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &flags, sizeof(flags)))
+		stat_inc(ML_STAT_CB_FLAGS_FAILED);
+}
+
 static __always_inline void emit_tcp(__u32 kind, __u64 cookie, struct ml_sock *s, __u32 err, __u64 now)
 {
 	struct ml_tcp_event *ev = bpf_ringbuf_reserve(&ml_events, sizeof(*ev), 0);
@@ -483,20 +496,18 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	switch (op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_TCP_LISTEN_CB: {
+		/* TCP_LISTEN_CB is sent at every listen(), where the listener's process is current;
+		 * of a listener only its close is wanted, to take it out of the map. */
+		__u32 want = op == BPF_SOCK_OPS_TCP_LISTEN_CB ? BPF_SOCK_OPS_STATE_CB_FLAG : ML_CB_FLAGS;
 		__u32 cur = skops->bpf_sock_ops_cb_flags;
 
 		/* A client's flags are already set by ml_connect4/6: skip the helper call. */
-		if ((cur & ML_CB_FLAGS) != ML_CB_FLAGS)
-			bpf_sock_ops_cb_flags_set(skops, cur | ML_CB_FLAGS);
+		if ((cur & want) != want)
+			bpf_sock_ops_cb_flags_set(skops, cur | want);
 		break;
 	}
-	case BPF_SOCK_OPS_TCP_LISTEN_CB:
-		/* Sent at every listen(), where the listener's process is current; its close is
-		 * wanted too, to take it out of the map. */
-		if (!(skops->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG))
-			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
-		break;
 	case BPF_SOCK_OPS_RTT_CB:
 	case BPF_SOCK_OPS_RTO_CB:
 		break;
@@ -591,35 +602,29 @@ int ml_sockops(struct bpf_sock_ops *skops)
 }
 
 /* A client's callbacks are enabled at connect(), before the kernel looks for a source port, so
- * that a connect() that finds none still reaches STATE_CB. Other programs' flags are kept. */
-static __always_inline int enable_callbacks(struct bpf_sock_addr *ctx)
+ * that a connect() that finds none still reaches STATE_CB. */
+static __always_inline int connecting(struct bpf_sock_addr *ctx)
 {
 	struct tcp_sock *tp;
-	int flags;
 
 	if (ctx->protocol != IPPROTO_TCP || !ctx->sk)
 		return 1;
 	tp = bpf_skc_to_tcp_sock(ctx->sk);
-	if (!tp)
-		return 1;
-	flags = tp->bpf_sock_ops_cb_flags;
-	if ((flags & ML_CB_FLAGS) == ML_CB_FLAGS)
-		return 1;
-	flags |= ML_CB_FLAGS;
-	bpf_setsockopt(ctx, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &flags, sizeof(flags));
+	if (tp)
+		add_callbacks(ctx, tp, ML_CB_FLAGS);
 	return 1;
 }
 
 SEC("cgroup/connect4")
 int ml_connect4(struct bpf_sock_addr *ctx)
 {
-	return enable_callbacks(ctx);
+	return connecting(ctx);
 }
 
 SEC("cgroup/connect6")
 int ml_connect6(struct bpf_sock_addr *ctx)
 {
-	return enable_callbacks(ctx);
+	return connecting(ctx);
 }
 
 /* recvmsg runs in the reader's context, and the reader is an accepted socket's owner: the
@@ -700,18 +705,6 @@ int BPF_PROG(ml_rst_in, struct sock *sk)
 	return 0;
 }
 
-/* Enables callbacks on an adopted socket (its lock is held by the iterator). */
-static __always_inline void adopt_callbacks(struct tcp_sock *tp, int want)
-{
-	int flags = tp->bpf_sock_ops_cb_flags;
-
-	if ((flags & want) == want)
-		return;
-	flags |= want;
-	if (bpf_setsockopt(tp, SOL_TCP, TCP_BPF_SOCK_OPS_CB_FLAGS, &flags, sizeof(flags)))
-		stat_inc(ML_STAT_ADOPT_FLAGS_FAILED);
-}
-
 SEC("iter/tcp")
 int ml_adopt(struct bpf_iter__tcp *ctx)
 {
@@ -731,7 +724,7 @@ int ml_adopt(struct bpf_iter__tcp *ctx)
 		/* The kernel walks listeners before established sockets, so roles below resolve.
 		 * The close callback takes the listener out of the map again. */
 		listener_add(sk, false);
-		adopt_callbacks(tp, BPF_SOCK_OPS_STATE_CB_FLAG);
+		add_callbacks(tp, tp, BPF_SOCK_OPS_STATE_CB_FLAG);
 		return 0;
 	}
 	if (skc->skc_state == TCP_CLOSE)
@@ -747,7 +740,7 @@ int ml_adopt(struct bpf_iter__tcp *ctx)
 		stat_inc(ML_STAT_SOCK_ADOPTED);
 	}
 	refresh(s, tp, now);
-	adopt_callbacks(tp, ML_CB_FLAGS);
+	add_callbacks(tp, tp, ML_CB_FLAGS);
 	return 0;
 }
 

@@ -53,7 +53,8 @@ enum ml_stat {
 	ML_STAT_RST_SENT_NO_SOCK,
 	ML_STAT_RST_UNTRACKED,
 	ML_STAT_SOCK_ADOPTED,
-	ML_STAT_ADOPT_FLAGS_FAILED,
+	/* Sockets whose callbacks could not be enabled (adopted, or connecting). */
+	ML_STAT_CB_FLAGS_FAILED,
 	ML_STAT_DNS_PACKETS,
 	ML_STAT_DNS_TRUNCATED,
 	/* RTT samples lost because the spill map was full. */
